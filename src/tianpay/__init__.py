@@ -1,0 +1,1 @@
+"""Tianpay: a third-party payment platform."""

@@ -1,0 +1,1 @@
+"""Adapters: the implementations of the ports (database, clock, ids, crypto, outbound HTTP)."""

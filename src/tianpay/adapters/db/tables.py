@@ -1,0 +1,194 @@
+"""Table definitions shared by the repositories and by Alembic, for SQLite and PostgreSQL alike.
+
+Money columns are BIGINT minor units. Times are stored as aware UTC. The ledger tables are
+append-only: triggers created by the migrations refuse updates and deletes, and refuse an entry
+whose postings do not balance (see migrations/versions/0001_foundation.py).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY, so BIGINT keys use INTEGER there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite would otherwise hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are refused: store aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_datetime() -> UtcDateTime:
+    return UtcDateTime()
+
+
+merchants = Table(
+    "merchants",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(20), nullable=False, default="active"),
+    Column("webhook_url", Text, nullable=True),
+    Column("webhook_secret", Text, nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+)
+
+merchant_keys = Table(
+    "merchant_keys",
+    metadata,
+    Column("key_id", String(40), primary_key=True),
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=False, index=True),
+    Column("algorithm", String(40), nullable=False),
+    Column("public_key_pem", Text, nullable=True),
+    # Shared secrets (hmac-sha256) are stored encrypted by the vault, never in clear.
+    Column("secret_ciphertext", Text, nullable=True),
+    Column("status", String(20), nullable=False, default="active"),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("expires_at", utc_datetime(), nullable=True),
+)
+
+fee_plans = Table(
+    "fee_plans",
+    metadata,
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), primary_key=True),
+    Column("method", String(30), primary_key=True),
+    Column("rate_bps", Integer, nullable=False),
+    Column("minimum_minor", BigInteger, nullable=False, default=0),
+)
+
+ledger_accounts = Table(
+    "ledger_accounts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("code", String(120), nullable=False, unique=True),
+    Column("type", String(20), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("balance_mode", String(10), nullable=False),
+    Column("may_go_negative", Boolean, nullable=False),
+    # Kept only for STORED accounts (as people read it: credit-normal accounts positive).
+    Column("balance_minor", BigInteger, nullable=False, default=0),
+    Column("created_at", utc_datetime(), nullable=False),
+)
+
+journal_entries = Table(
+    "journal_entries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("event", String(80), nullable=False),
+    Column("source_id", String(120), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", utc_datetime(), nullable=False),
+)
+
+postings = Table(
+    "postings",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    # Deferred so an entry's postings can be written before the entry row, whose insert trigger
+    # then checks that they balance: the database itself refuses an unbalanced entry.
+    Column(
+        "entry_id",
+        String(40),
+        ForeignKey("journal_entries.id", deferrable=True, initially="DEFERRED"),
+        nullable=False,
+    ),
+    Column("account_id", BigId, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Index("ix_postings_entry_id", "entry_id"),
+    Index("ix_postings_account_id_id", "account_id", "id"),
+)
+
+request_replays = Table(
+    "request_replays",
+    metadata,
+    # A hash of the signature (and of the nonce, when one is sent): a second use is refused.
+    Column("fingerprint", String(64), primary_key=True),
+    Column("expires_at", utc_datetime(), nullable=False, index=True),
+)
+
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    Column("merchant_id", String(40), primary_key=True),
+    Column("scope", String(40), primary_key=True),
+    Column("key", String(80), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response_body", Text, nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=False),
+    Column("type", String(60), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    # pending → delivered | failed; a resend puts a failed (or delivered) event back to pending.
+    Column("status", String(20), nullable=False),
+    Column("attempt_count", Integer, nullable=False, default=0),
+    Column("next_attempt_at", utc_datetime(), nullable=True),
+    Column("locked_until", utc_datetime(), nullable=True),
+    Column("locked_by", String(80), nullable=True),
+    Column("delivered_at", utc_datetime(), nullable=True),
+    Index("ix_events_due", "status", "next_attempt_at"),
+    Index("ix_events_merchant_created", "merchant_id", "created_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("event_id", String(40), ForeignKey("events.id"), nullable=False, index=True),
+    Column("attempt_no", Integer, nullable=False),
+    Column("started_at", utc_datetime(), nullable=False),
+    Column("succeeded", Boolean, nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    UniqueConstraint("event_id", "attempt_no", name="uq_webhook_attempts_event_attempt"),
+)

@@ -1,0 +1,57 @@
+"""The SQL unit of work: one connection and one database transaction per business transaction."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Connection, Engine, RootTransaction
+
+from tianpay.ports.clock import Clock, IdGenerator
+
+from .ledger import SqlLedgerRepository
+
+
+class SqlUnitOfWork:
+    def __init__(self, engine: Engine, clock: Clock, ids: IdGenerator) -> None:
+        self._engine = engine
+        self.clock = clock
+        self.ids = ids
+        self._connection: Connection | None = None
+        self._transaction: RootTransaction | None = None
+
+    def __enter__(self) -> Self:
+        self._connection = self._engine.connect()
+        self._transaction = self._connection.begin()
+        self.ledger = SqlLedgerRepository(self._connection, self.clock)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._transaction is not None and self._transaction.is_active:
+                self._transaction.rollback()
+        finally:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = None
+            self._transaction = None
+
+    @property
+    def connection(self) -> Connection:
+        if self._connection is None:
+            raise RuntimeError("the unit of work is not open")
+        return self._connection
+
+    def commit(self) -> None:
+        if self._transaction is None:
+            raise RuntimeError("the unit of work is not open")
+        self._transaction.commit()
+
+    def rollback(self) -> None:
+        if self._transaction is not None and self._transaction.is_active:
+            self._transaction.rollback()

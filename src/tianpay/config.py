@@ -1,0 +1,65 @@
+"""Settings for every Tianpay process, read from ``TIANPAY_*`` environment variables.
+
+Secrets are ``SecretStr`` so they never appear in a repr, a log line or an error message. The
+database URL defaults to the embedded SQLite file under the data directory, as the CLI contract in
+DESIGN.md §2 requires.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Standard Webhooks retry schedule of DESIGN.md §6: 15s, 15s, 30s, 3m, 10m, 20m, 30m, 30m, 30m, 60m,
+# 3h, 3h, 3h, 6h, 6h. The first delivery is immediate; these are the waits before each retry.
+WEBHOOK_RETRY_SCHEDULE_S: tuple[int, ...] = (
+    15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600,
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIANPAY_", extra="ignore")
+
+    data_dir: Path = Path("tianpay-data")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str | None = None
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # A scale applied to the webhook retry schedule: 1.0 in production, e.g. 0.001 in tests.
+    webhook_retry_scale: float = Field(default=1.0, gt=0)
+    webhook_timeout_s: float = 10.0
+    signature_window_s: int = 300
+    worker_poll_interval_s: float = 1.0
+
+    # The key that encrypts card and ID numbers at rest (AES-256-GCM, 32 bytes hex). When unset the
+    # platform creates one under the data directory at first start and keeps it there.
+    vault_key_hex: SecretStr | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL: the configured one, or the embedded SQLite file in the data dir."""
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite:///{(self.data_dir / 'tianpay.sqlite3').resolve()}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_base_url or f"http://{self.host}:{self.port}"
+
+
+def normalise_database_url(url: str) -> str:
+    """Accepts the ``postgresql://`` form people paste and selects the psycopg 3 driver for it."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

@@ -1,0 +1,1 @@
+"""Entry points: the merchant API, pages, the worker, the POS front and the CLI."""

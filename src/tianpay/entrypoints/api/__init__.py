@@ -1,0 +1,1 @@
+"""The merchant API (``/v1``): signed JSON over HTTP, one error envelope, idempotent writes."""

@@ -1,0 +1,34 @@
+"""The unit-of-work port: one business transaction, committed explicitly or rolled back.
+
+A service opens one with ``with uow_factory() as uow:``, uses the repositories it carries, and calls
+``uow.commit()``; leaving the block without committing rolls everything back. Bank calls are never
+made while a unit of work is open (DESIGN.md §7): persist intent, commit, call, then open another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Protocol, Self
+
+from tianpay.ports.ledger import LedgerRepository
+
+
+class UnitOfWork(Protocol):
+    ledger: LedgerRepository
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
