@@ -7,7 +7,6 @@ the pieces down.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 
 from sqlalchemy import Engine
 
@@ -30,7 +29,12 @@ class Container:
     uow: UnitOfWorkFactory = field(init=False)
 
     def __post_init__(self) -> None:
-        self.uow = partial(SqlUnitOfWork, self.engine, self.clock, self.ids)
+        engine, clock, ids = self.engine, self.clock, self.ids
+
+        def new_unit_of_work() -> SqlUnitOfWork:
+            return SqlUnitOfWork(engine, clock, ids)
+
+        self.uow = new_unit_of_work
 
     def upgrade_database(self) -> None:
         migrate.upgrade(self.engine)

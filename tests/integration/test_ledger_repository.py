@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, insert, text
@@ -41,7 +42,9 @@ def payment_entry(source: str, amount: int, fee: int, merchant: str = "mch_A") -
 
 def top_up(member: str, amount: int, source: str) -> JournalEntry:
     return JournalEntry(
-        "wallet.topped_up", source, (debit(bank_reserve("JHB"), CNY(amount)), credit(member_wallet(member), CNY(amount)))
+        "wallet.topped_up",
+        source,
+        (debit(bank_reserve("JHB"), CNY(amount)), credit(member_wallet(member), CNY(amount))),
     )
 
 
@@ -67,7 +70,8 @@ def test_a_payment_entry_moves_money_and_fees_into_the_right_accounts(uow_factor
 def test_replaying_the_same_event_is_a_no_op(uow_factory: UnitOfWorkFactory) -> None:
     first = post_entry(uow_factory, payment_entry("pay_2", 500, 3))
     again = post_entry(uow_factory, payment_entry("pay_2", 500, 3))
-    assert first.created and not again.created
+    assert first.created
+    assert not again.created
     assert first.entry_id == again.entry_id
     with uow_factory() as uow:
         assert uow.ledger.balance("merchant:mch_A:pending") == CNY(497)
@@ -129,7 +133,7 @@ def test_the_database_itself_refuses_an_unbalanced_entry(engine: Engine, uow_fac
         )
         connection.execute(
             insert(journal_entries).values(
-                id="je_bad", event="x", source_id="y", description="", created_at=_now()
+                id="je_bad", event="x", source_id="y", description="", created_at=datetime.now(UTC)
             )
         )
     assert verify_ledger(uow_factory).is_sound
@@ -147,8 +151,11 @@ def test_verify_names_a_posting_altered_behind_its_back(engine: Engine, uow_fact
     entry = payment_entry("pay_6", 2_000, 12)
     post_entry(uow_factory, entry)
     post_entry(uow_factory, payment_entry("pay_7", 3_000, 18))
-    _tamper(engine, "UPDATE postings SET amount_minor = amount_minor + 1 WHERE id = "
-            f"(SELECT min(id) FROM postings WHERE entry_id = '{entry.id}')")
+    _tamper(
+        engine,
+        "UPDATE postings SET amount_minor = amount_minor + 1 WHERE id = "
+        f"(SELECT min(id) FROM postings WHERE entry_id = '{entry.id}')",
+    )
     report = verify_ledger(uow_factory)
     assert report.problem is not None
     assert report.problem.invariant == "balanced_entries"
@@ -159,9 +166,7 @@ def test_verify_names_a_stored_balance_that_drifted(engine: Engine, uow_factory:
     post_entry(uow_factory, top_up("mbr_3", 700, "top_3"))
     with engine.begin() as connection:
         connection.execute(
-            ledger_accounts.update()
-            .where(ledger_accounts.c.code == "member:mbr_3:wallet")
-            .values(balance_minor=701)
+            ledger_accounts.update().where(ledger_accounts.c.code == "member:mbr_3:wallet").values(balance_minor=701)
         )
     report = verify_ledger(uow_factory)
     assert report.problem is not None
@@ -178,9 +183,3 @@ def _tamper(engine: Engine, statement: str) -> None:
         else:
             connection.execute(text("DROP TRIGGER postings_no_update"))
             connection.execute(text(statement))
-
-
-def _now():  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)

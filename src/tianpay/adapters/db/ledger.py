@@ -139,9 +139,9 @@ class SqlLedgerRepository:
             .where(~select(journal_entries.c.id).where(journal_entries.c.id == postings.c.entry_id).exists())
             .limit(1)
         )
-        row = self._connection.execute(orphan).first()
-        if row is not None:
-            return VerifyProblem("balanced_entries", row.entry_id, f"posting {row.id} has no journal entry")
+        stray = self._connection.execute(orphan).first()
+        if stray is not None:
+            return VerifyProblem("balanced_entries", stray.entry_id, f"posting {stray.id} has no journal entry")
         return None
 
     def _stored_balance_mismatch(self) -> VerifyProblem | None:
@@ -191,9 +191,7 @@ class SqlLedgerRepository:
         return int(accounts), int(entries), int(legs)
 
     def _existing_postings(self, entry_id: str) -> frozenset[tuple[str, int]] | None:
-        exists = self._connection.execute(
-            select(journal_entries.c.id).where(journal_entries.c.id == entry_id)
-        ).first()
+        exists = self._connection.execute(select(journal_entries.c.id).where(journal_entries.c.id == entry_id)).first()
         if exists is None:
             return None
         rows = self._connection.execute(
@@ -230,12 +228,8 @@ class SqlLedgerRepository:
                 continue
             stmt = update(ledger_accounts).where(ledger_accounts.c.id == account.id)
             if delta < 0:
-                stmt = stmt.where(
-                    ledger_accounts.c.may_go_negative | (ledger_accounts.c.balance_minor + delta >= 0)
-                )
-            result = self._connection.execute(
-                stmt.values(balance_minor=ledger_accounts.c.balance_minor + delta)
-            )
+                stmt = stmt.where(ledger_accounts.c.may_go_negative | (ledger_accounts.c.balance_minor + delta >= 0))
+            result = self._connection.execute(stmt.values(balance_minor=ledger_accounts.c.balance_minor + delta))
             if result.rowcount != 1:
                 raise InsufficientBalance(f"{account.code} has too little balance for this entry")
 
@@ -243,9 +237,7 @@ class SqlLedgerRepository:
 class _AccountRow:
     __slots__ = ("balance_minor", "balance_mode", "code", "currency", "id", "type")
 
-    def __init__(
-        self, id: int, code: str, type: str, currency: str, balance_mode: str, balance_minor: int
-    ) -> None:
+    def __init__(self, id: int, code: str, type: str, currency: str, balance_mode: str, balance_minor: int) -> None:
         self.id = id
         self.code = code
         self.type = type

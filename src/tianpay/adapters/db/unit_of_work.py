@@ -8,11 +8,16 @@ from typing import Self
 from sqlalchemy import Connection, Engine, RootTransaction
 
 from tianpay.ports.clock import Clock, IdGenerator
+from tianpay.ports.ledger import LedgerRepository
 
 from .ledger import SqlLedgerRepository
 
 
 class SqlUnitOfWork:
+    # Repositories are typed by their ports so the class satisfies the UnitOfWork protocol; each is
+    # bound to this unit of work's connection when it opens.
+    ledger: LedgerRepository
+
     def __init__(self, engine: Engine, clock: Clock, ids: IdGenerator) -> None:
         self._engine = engine
         self.clock = clock
