@@ -121,9 +121,7 @@ def pro_rata(total: Money, part: Money, whole: Money) -> Money:
     return Money(divide_half_up(total.minor * part.minor, whole.minor), total.currency)
 
 
-def fee_to_return(
-    fee: Money, amount: Money, refunded_before: Money, refund: Money
-) -> Money:
+def fee_to_return(fee: Money, amount: Money, refunded_before: Money, refund: Money) -> Money:
     """The fee returned with a refund, computed cumulatively so the refunds' fee returns sum exactly.
 
     ``fee(refunded so far, including this one) − fee(refunded before)``: rounding never drifts, and

@@ -44,8 +44,7 @@ class LedgerRepository(Protocol):
         """An account's balance as people read it (credit-normal accounts shown positive)."""
         ...
 
-    def balances(self, codes: Sequence[str]) -> Mapping[str, Money]:
-        ...
+    def balances(self, codes: Sequence[str]) -> Mapping[str, Money]: ...
 
     def verify(self) -> VerifyProblem | None:
         """The first broken ledger invariant, or None when the ledger is sound."""
