@@ -1,0 +1,1 @@
+"""Simulated banks for Tianpay: independent institutions with their own books and protocols."""
