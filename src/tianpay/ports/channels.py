@@ -89,6 +89,18 @@ class NotificationAck:
     content_type: str
 
 
+class FormNotIssued(Exception):
+    """The bank issued no payment page for an attempt; ``result.outcome`` says whether money can move.
+
+    NOT_SUBMITTED or FAILED: the bank certainly took nothing and another channel may be tried.
+    UNKNOWN: an order may exist at the bank (the answer timed out) and a query resolves it.
+    """
+
+    def __init__(self, bank: str, result: ChannelResult) -> None:
+        super().__init__(f"{bank} issued no payment page: {result.outcome.value} {result.bank_code or ''}".rstrip())
+        self.result = result
+
+
 class InvalidNotification(Exception):
     """A notification that failed verification (signature, certificate, format); it changes nothing."""
 
@@ -99,7 +111,11 @@ class OnlineBankingChannel(Protocol):
     code: str
 
     def payment_form(self, order: OnlineBankingOrder) -> RedirectForm:
-        """The signed form that sends the payer to the bank's pages (no I/O)."""
+        """The signed form that sends the payer to the bank's pages.
+
+        Some banks (HBB) need no I/O for it; others (JHB ``ebank.pay``) must be called first and may
+        refuse, in which case this raises FormNotIssued with the mapped outcome.
+        """
         ...
 
     def query_payment(self, attempt_id: str, created_at: datetime) -> ChannelResult:
