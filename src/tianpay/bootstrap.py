@@ -7,6 +7,7 @@ the pieces down.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy import Engine
 
@@ -15,6 +16,8 @@ from tianpay.adapters.db import migrate
 from tianpay.adapters.db.engine import make_engine
 from tianpay.adapters.db.unit_of_work import SqlUnitOfWork
 from tianpay.adapters.ids import UlidGenerator
+from tianpay.adapters.keys import FileKeyIssuer, PlatformSigningKey, load_or_create_platform_key
+from tianpay.adapters.vault import AesGcmVault
 from tianpay.config import Settings
 from tianpay.ports.clock import Clock, IdGenerator
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
@@ -35,6 +38,23 @@ class Container:
             return SqlUnitOfWork(engine, clock, ids)
 
         self.uow = new_unit_of_work
+
+    @cached_property
+    def vault(self) -> AesGcmVault:
+        """The secrets vault; its key file is created on first use when no key is configured."""
+        configured = self.settings.vault_key_hex
+        if configured is not None:
+            return AesGcmVault.from_hex(configured.get_secret_value())
+        return AesGcmVault.from_key_file(self.settings.keys_dir / "vault.key")
+
+    @cached_property
+    def key_issuer(self) -> FileKeyIssuer:
+        return FileKeyIssuer(self.settings.data_dir / "merchants")
+
+    @cached_property
+    def platform_key(self) -> PlatformSigningKey:
+        """The platform's ed25519 response-signing key, created on first use."""
+        return load_or_create_platform_key(self.settings.keys_dir)
 
     def upgrade_database(self) -> None:
         migrate.upgrade(self.engine)

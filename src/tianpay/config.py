@@ -14,7 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Standard Webhooks retry schedule of DESIGN.md §6: 15s, 15s, 30s, 3m, 10m, 20m, 30m, 30m, 30m, 60m,
 # 3h, 3h, 3h, 6h, 6h. The first delivery is immediate; these are the waits before each retry.
-WEBHOOK_RETRY_SCHEDULE_S: tuple[int, ...] = (15, 15, 30, *(60 * m for m in (3, 10, 20, 30, 30, 30, 60, 180, 180, 180, 360, 360)))
+_RETRY_MINUTES = (3, 10, 20, 30, 30, 30, 60, 180, 180, 180, 360, 360)
+WEBHOOK_RETRY_SCHEDULE_S: tuple[int, ...] = (15, 15, 30, *(60 * minutes for minutes in _RETRY_MINUTES))
 
 
 class Settings(BaseSettings):

@@ -42,3 +42,10 @@ class UnbalancedEntry(DomainError):
 
 class InsufficientBalance(DomainError):
     code = "insufficient_balance"
+
+
+class IdempotencyConflict(Conflict):
+    """The merchant reused an idempotency key (``out_trade_no`` …) with a different request body."""
+
+    code = "idempotency_conflict"
+    kind = "idempotency_error"

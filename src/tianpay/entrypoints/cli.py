@@ -87,6 +87,164 @@ def ledger_verify(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonOutput = Fa
     raise typer.Exit(0 if problem is None else 1)
 
 
+@app.command("worker")
+def worker_command(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    once: Annotated[bool, typer.Option("--once", help="Run every job once, then exit.")] = False,
+    worker_id: Annotated[
+        str | None, typer.Option("--worker-id", help="Name in job leases and logs (default host:pid).")
+    ] = None,
+) -> None:
+    """Run the background jobs: merchant webhook delivery with retries, and more to come."""
+    # Imported here so commands that never start a worker do not load its HTTP client.
+    from tianpay.adapters.logging import configure_logging
+    from tianpay.entrypoints.worker import build_worker, run_until_signalled
+
+    container = open_container(data_dir)
+    configure_logging(container.settings.log_level, json=container.settings.log_json)
+    worker = build_worker(container, worker_id=worker_id)
+    try:
+        if once:
+            done = worker.run_once()
+            console.print("worker tick: " + ", ".join(f"{name}={count}" for name, count in done.items()))
+        else:
+            run_until_signalled(worker)
+    finally:
+        worker.close()
+        container.close()
+
+
+merchant_app = typer.Typer(no_args_is_help=True, help="Merchants and their API keys")
+app.add_typer(merchant_app, name="merchant")
+
+
+@merchant_app.command("create")
+def merchant_create(
+    name: Annotated[str, typer.Option("--name", help="The merchant's display name.")],
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="PEM public key the merchant signs with (RSA, ed25519 or P-256)."),
+    ] = None,
+    use_hmac: Annotated[bool, typer.Option("--hmac", help="Issue an hmac-sha256 shared secret instead.")] = False,
+    webhook_url: Annotated[str | None, typer.Option("--webhook-url", help="Where notifications go.")] = None,
+    fee_bps: Annotated[int, typer.Option("--fee-bps", help="Fee rate for every payment method.")] = 60,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonOutput = False,
+) -> None:
+    """Create a merchant with its ledger accounts, a fee plan and a signing key.
+
+    Without --public-key or --hmac the platform generates an RSA-2048 pair and writes the private
+    key (mode 0600) under <data-dir>/merchants/<merchant_id>/; only the public key is kept.
+    """
+    from tianpay.domain.errors import DomainError
+    from tianpay.services.merchants import KeyRequest, KeyTools, NewMerchant, create_merchant
+
+    if public_key is not None and use_hmac:
+        raise typer.BadParameter("choose --public-key or --hmac, not both")
+    public_key_pem = public_key.read_bytes() if public_key is not None else None
+    container = open_container(data_dir)
+    tools = KeyTools(container.ids, container.clock, container.key_issuer, container.vault)
+    try:
+        created = create_merchant(
+            container.uow,
+            tools,
+            NewMerchant(name, KeyRequest(public_key_pem, use_hmac), webhook_url, fee_bps),
+        )
+    except DomainError as exc:
+        console.print(f"[red]refused[/red]: {exc.message}")
+        raise typer.Exit(2) from None
+    finally:
+        container.close()
+    key = created.key
+    path = str(key.private_key_path) if key.private_key_path is not None else None
+    if as_json:
+        payload: dict[str, object] = {
+            "merchant_id": created.merchant_id,
+            "key_id": key.key_id,
+            "private_key_path": path,
+            "webhook_secret": created.webhook_secret,
+        }
+        if key.hmac_secret is not None:
+            payload["hmac_secret"] = key.hmac_secret.hex()
+        emit_json(payload)
+        return
+    console.print(f"merchant [bold]{created.merchant_id}[/bold] created; key {key.key_id} ({key.algorithm.value})")
+    if path is not None:
+        console.print(f"private key written to {path} (mode 0600): hand it to the merchant, then delete it")
+    if key.hmac_secret is not None:
+        console.print(f"hmac secret (hex, shown once): {key.hmac_secret.hex()}")
+    console.print(f"webhook secret (shown once): {created.webhook_secret}")
+
+
+@merchant_app.command("rotate-key")
+def merchant_rotate_key(
+    merchant_id: Annotated[str, typer.Option("--merchant", help="The merchant id (mch_…).")],
+    public_key: Annotated[Path | None, typer.Option("--public-key", help="The new PEM public key.")] = None,
+    use_hmac: Annotated[bool, typer.Option("--hmac", help="Issue an hmac-sha256 secret instead.")] = False,
+    overlap_s: Annotated[int, typer.Option("--overlap-s", help="How long the old keys stay valid.")] = 86_400,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonOutput = False,
+) -> None:
+    """Issue a new key; the merchant's current keys stay valid for --overlap-s more seconds."""
+    from datetime import timedelta
+
+    from tianpay.domain.errors import DomainError
+    from tianpay.services.merchants import KeyRequest, KeyTools, rotate_key
+
+    public_key_pem = public_key.read_bytes() if public_key is not None else None
+    container = open_container(data_dir)
+    tools = KeyTools(container.ids, container.clock, container.key_issuer, container.vault)
+    try:
+        rotation = rotate_key(
+            container.uow,
+            tools,
+            merchant_id,
+            KeyRequest(public_key_pem, use_hmac),
+            overlap=timedelta(seconds=overlap_s),
+        )
+    except DomainError as exc:
+        console.print(f"[red]refused[/red]: {exc.message}")
+        raise typer.Exit(2) from None
+    finally:
+        container.close()
+    key = rotation.new_key
+    payload: dict[str, object] = {
+        "merchant_id": merchant_id,
+        "key_id": key.key_id,
+        "private_key_path": str(key.private_key_path) if key.private_key_path is not None else None,
+        "retiring": [{"key_id": k, "expires_at": at} for k, at in rotation.retiring],
+    }
+    if key.hmac_secret is not None:
+        payload["hmac_secret"] = key.hmac_secret.hex()
+    if as_json:
+        emit_json(payload)
+    else:
+        console.print_json(data=payload)
+
+
+@app.command("serve")
+def serve(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+) -> None:
+    """Run the HTTP server (merchant API and web front ends), after `db upgrade`."""
+    import uvicorn
+
+    from tianpay.adapters.logging import configure_logging
+    from tianpay.entrypoints.api.app import create_app
+
+    container = open_container(data_dir, host=host, port=port)
+    configure_logging(container.settings.log_level, json=container.settings.log_json)
+    # Created now rather than on the first request, so `tianpay up` can print the key at once.
+    platform_key = container.platform_key
+    console.print(f"platform response-signing key {platform_key.key_id} (GET /v1/platform-keys)")
+    try:
+        uvicorn.run(create_app(container), host=host, port=port, log_config=None, proxy_headers=False)
+    finally:
+        container.close()
+
+
 def main() -> None:
     app()
 

@@ -148,3 +148,17 @@ class RefundChannel(Protocol):
     def refund(self, order: RefundOrder) -> ChannelResult: ...
 
     def query_refund(self, refund_id: str, created_at: datetime) -> ChannelResult: ...
+
+
+class ChannelDirectory(Protocol):
+    """The channels the platform is connected to, by bank code (``HBB``, ``JHB`` …)."""
+
+    def online_banking(self, bank: str) -> OnlineBankingChannel:
+        """The bank's online-banking channel; raises NotFound for a bank that offers none."""
+        ...
+
+    def refunds(self, bank: str) -> RefundChannel: ...
+
+    def online_banking_banks(self) -> list[str]:
+        """Banks a payer can choose at the cashier, in display order."""
+        ...

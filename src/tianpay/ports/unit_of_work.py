@@ -11,11 +11,21 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self
 
+from tianpay.ports.idempotency import IdempotencyRepository
 from tianpay.ports.ledger import LedgerRepository
+from tianpay.ports.merchants import MerchantRepository
+from tianpay.ports.outbox import OutboxRepository
+from tianpay.ports.payments import PaymentRepository
+from tianpay.ports.replays import ReplayRepository
 
 
 class UnitOfWork(Protocol):
     ledger: LedgerRepository
+    merchants: MerchantRepository
+    idempotency: IdempotencyRepository
+    replays: ReplayRepository
+    outbox: OutboxRepository
+    payments: PaymentRepository
 
     def __enter__(self) -> Self: ...
 

@@ -192,3 +192,88 @@ webhook_attempts = Table(
     Column("error", Text, nullable=True),
     UniqueConstraint("event_id", "attempt_no", name="uq_webhook_attempts_event_attempt"),
 )
+
+# Payments: the merchant's request to be paid. Amounts are minor units; `status` moves only by
+# compare-and-set writes that follow tianpay.domain.payment.TRANSITIONS.
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=False),
+    Column("out_trade_no", String(64), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("method", String(30), nullable=False),
+    Column("bank", String(10), nullable=True),
+    Column("subject", String(128), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("notify_url", Text, nullable=True),
+    Column("return_url", Text, nullable=True),
+    # A small JSON object of strings (at most 20 keys), stored as text on both databases.
+    Column("metadata", Text, nullable=False, default="{}"),
+    Column("expires_at", utc_datetime(), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("refunded_minor", BigInteger, nullable=False, default=0),
+    Column("fee_minor", BigInteger, nullable=False, default=0),
+    Column("succeeded_attempt_id", String(40), nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("updated_at", utc_datetime(), nullable=False),
+    UniqueConstraint("merchant_id", "out_trade_no", name="uq_payments_merchant_out_trade_no"),
+    Index("ix_payments_merchant_created", "merchant_id", "created_at", "id"),
+    Index("ix_payments_status_expires", "status", "expires_at"),
+)
+
+# One try of a payment on one channel. Several may exist per payment; at most one succeeds for the
+# merchant (a later success is refunded, see late_success_refunds).
+payment_attempts = Table(
+    "payment_attempts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("payment_id", String(40), ForeignKey("payments.id"), nullable=False),
+    Column("channel", String(40), nullable=False),
+    Column("bank", String(10), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("bank_reference", String(80), nullable=True),
+    Column("failure_code", String(60), nullable=True),
+    Column("failure_message", Text, nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("updated_at", utc_datetime(), nullable=False),
+    Index("ix_payment_attempts_payment", "payment_id", "created_at"),
+    # The re-query job looks for attempts still in flight, oldest first.
+    Index("ix_payment_attempts_status_updated", "status", "updated_at"),
+)
+
+# Every state change of a payment or of one of its attempts, with its time and cause: the audit
+# trail support reads when a merchant asks "what happened to this payment?".
+payment_transitions = Table(
+    "payment_transitions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("payment_id", String(40), ForeignKey("payments.id"), nullable=False),
+    # Null for a transition of the payment itself.
+    Column("attempt_id", String(40), nullable=True),
+    Column("from_status", String(20), nullable=True),
+    Column("to_status", String(20), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("cause", Text, nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    Index("ix_payment_transitions_payment", "payment_id", "id"),
+)
+
+# An attempt that succeeded after another attempt of the same payment already had: the payer paid
+# twice and is owed this one back. The refund machinery picks up `pending` rows.
+late_success_refunds = Table(
+    "late_success_refunds",
+    metadata,
+    Column("attempt_id", String(40), ForeignKey("payment_attempts.id"), primary_key=True),
+    Column("payment_id", String(40), ForeignKey("payments.id"), nullable=False),
+    Column("bank", String(10), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("bank_reference", String(80), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    Index("ix_late_success_refunds_status", "status", "created_at"),
+)

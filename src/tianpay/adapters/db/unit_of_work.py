@@ -8,15 +8,30 @@ from typing import Self
 from sqlalchemy import Connection, Engine, RootTransaction
 
 from tianpay.ports.clock import Clock, IdGenerator
+from tianpay.ports.idempotency import IdempotencyRepository
 from tianpay.ports.ledger import LedgerRepository
+from tianpay.ports.merchants import MerchantRepository
+from tianpay.ports.outbox import OutboxRepository
+from tianpay.ports.payments import PaymentRepository
+from tianpay.ports.replays import ReplayRepository
 
+from .idempotency import SqlIdempotencyRepository
 from .ledger import SqlLedgerRepository
+from .merchants import SqlMerchantRepository
+from .outbox import SqlOutboxRepository
+from .payments import SqlPaymentRepository
+from .replays import SqlReplayRepository
 
 
 class SqlUnitOfWork:
     # Repositories are typed by their ports so the class satisfies the UnitOfWork protocol; each is
     # bound to this unit of work's connection when it opens.
     ledger: LedgerRepository
+    merchants: MerchantRepository
+    idempotency: IdempotencyRepository
+    replays: ReplayRepository
+    outbox: OutboxRepository
+    payments: PaymentRepository
 
     def __init__(self, engine: Engine, clock: Clock, ids: IdGenerator) -> None:
         self._engine = engine
@@ -29,6 +44,11 @@ class SqlUnitOfWork:
         self._connection = self._engine.connect()
         self._transaction = self._connection.begin()
         self.ledger = SqlLedgerRepository(self._connection, self.clock)
+        self.merchants = SqlMerchantRepository(self._connection)
+        self.idempotency = SqlIdempotencyRepository(self._connection, self.clock)
+        self.replays = SqlReplayRepository(self._connection)
+        self.outbox = SqlOutboxRepository(self._connection, self.clock, self.ids)
+        self.payments = SqlPaymentRepository(self._connection)
         return self
 
     def __exit__(

@@ -1,0 +1,49 @@
+"""The replay repository over ``request_replays``: remember fingerprints, purge expired ones.
+
+``remember`` inserts with ``ON CONFLICT DO NOTHING`` inside a savepoint: a fingerprint already
+present (or being inserted by a concurrent transaction, which PostgreSQL makes us wait for) means a
+replay, and the savepoint drops whatever this call inserted so the unit of work stays usable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .tables import request_replays
+
+
+class SqlReplayRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def remember(self, fingerprints: Sequence[str], expires_at: datetime) -> bool:
+        insert = postgresql.insert if self._connection.dialect.name == "postgresql" else sqlite.insert
+        savepoint = self._connection.begin_nested()
+        for fingerprint in dict.fromkeys(fingerprints):
+            stmt = (
+                insert(request_replays)
+                .values(fingerprint=fingerprint, expires_at=expires_at)
+                .on_conflict_do_nothing(index_elements=["fingerprint"])
+            )
+            # RETURNING says whether the row was inserted; rowcount is not reliable for
+            # ON CONFLICT on every driver (psycopg reports -1).
+            if self._connection.execute(stmt.returning(request_replays.c.fingerprint)).first() is None:
+                savepoint.rollback()
+                return False
+        savepoint.commit()
+        return True
+
+    def purge_expired(self, now: datetime, limit: int) -> int:
+        # Bounded batches keep each purge short, so it never holds locks long on a busy server.
+        expired = (
+            select(request_replays.c.fingerprint)
+            .where(request_replays.c.expires_at < now)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        result = self._connection.execute(delete(request_replays).where(request_replays.c.fingerprint.in_(expired)))
+        return int(result.rowcount)

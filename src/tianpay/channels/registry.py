@@ -1,0 +1,84 @@
+"""The channel directory: which bank adapters this platform is connected to, built from onboarding.
+
+Each adapter's onboarding leaves its material under ``<data-dir>/channels/<bank>/``; a bank that was
+never onboarded is simply absent. ``onboard_banks`` performs the onboarding against the simulated
+banks (``tianpay up`` and the end-to-end tests call it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tianpay.channels.hbb import HbbChannel, build_hbb_channel, load_hbb_config, onboard_hbb
+from tianpay.channels.jhb import JhbChannel, build_jhb_channel
+from tianpay.channels.jhb.onboarding import OnboardingError, config_from_onboarding
+from tianpay.channels.jhb.onboarding import onboard as onboard_jhb
+from tianpay.domain.errors import NotFound
+from tianpay.ports.channels import OnlineBankingChannel, RefundChannel
+
+# The cashier shows banks in this order.
+BANK_ORDER = ("HBB", "JHB", "BCB")
+BANK_NAMES = {
+    "HBB": {"zh": "华北银行", "en": "Huabei Bank"},
+    "JHB": {"zh": "津海银行", "en": "Jinhai Bank"},
+    "BCB": {"zh": "滨海商业银行", "en": "Binhai Commercial Bank"},
+}
+
+
+@dataclass
+class ChannelRegistry:
+    online: dict[str, OnlineBankingChannel] = field(default_factory=dict)
+    refund: dict[str, RefundChannel] = field(default_factory=dict)
+    _closers: list[HbbChannel | JhbChannel] = field(default_factory=list)
+
+    def online_banking(self, bank: str) -> OnlineBankingChannel:
+        try:
+            return self.online[bank]
+        except KeyError:
+            raise NotFound(f"bank {bank!r} does not offer online banking here", param="bank") from None
+
+    def refunds(self, bank: str) -> RefundChannel:
+        try:
+            return self.refund[bank]
+        except KeyError:
+            raise NotFound(f"bank {bank!r} takes no refunds here", param="bank") from None
+
+    def online_banking_banks(self) -> list[str]:
+        return [code for code in BANK_ORDER if code in self.online]
+
+    def close(self) -> None:
+        for channel in self._closers:
+            channel.close()
+
+
+def load_channels(data_dir: Path, *, timeout_s: float = 10.0) -> ChannelRegistry:
+    registry = ChannelRegistry()
+    hbb_config = load_hbb_config(data_dir, timeout_s=timeout_s)
+    if hbb_config is not None:
+        hbb = build_hbb_channel(hbb_config)
+        registry.online["HBB"] = hbb
+        registry.refund["HBB"] = hbb
+        registry._closers.append(hbb)
+    try:
+        jhb = build_jhb_channel(config_from_onboarding(data_dir, timeout_s=timeout_s))
+    except OnboardingError:
+        jhb = None
+    if jhb is not None:
+        registry.online["JHB"] = jhb
+        registry.refund["JHB"] = jhb
+        registry._closers.append(jhb)
+    return registry
+
+
+def onboard_banks(data_dir: Path, bank_urls: Mapping[str, str]) -> list[str]:
+    """Connects the platform to every simulated bank it has an adapter for; safe to run again."""
+    onboarded = []
+    if "HBB" in bank_urls:
+        onboard_hbb(data_dir, bank_urls["HBB"])
+        onboarded.append("HBB")
+    if "JHB" in bank_urls:
+        onboard_jhb(data_dir, bank_urls["JHB"])
+        onboarded.append("JHB")
+    return onboarded

@@ -1,0 +1,189 @@
+"""The ASGI middleware around the whole app: request ids, authentication first, signed responses.
+
+For every HTTP request it assigns a ``req_…`` id; for ``/v1`` (except the public platform-keys
+route) it reads the body and verifies the merchant's signature before any routing or validation,
+so an unauthenticated caller learns nothing but 401; and it signs every response, errors and 500s
+included, with the platform's ed25519 key (label ``sig1``: ``@status``, ``content-digest``,
+``content-type``; ``created``, ``keyid``, ``alg``) and adds ``Content-Digest`` and ``Request-Id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from tianpay.adapters.keys import PlatformSigningKey
+from tianpay.domain import ids
+
+from .auth import HeaderFields, RequestAuthenticator, RequestView, target_uri
+from .errors import ApiError, error_response, internal_error_response
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+RESPONSE_SIGNATURE_LABEL = "sig1"
+RESPONSE_COMPONENTS = ("@status", "content-digest", "content-type")
+REQUEST_ID_HEADER = "Request-Id"
+API_PREFIX = "/v1"
+PUBLIC_API_PATHS = frozenset({"/v1/platform-keys"})
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def requires_signature(path: str) -> bool:
+    """Every ``/v1`` route is authenticated unless listed as public: secure by default."""
+    is_api = path == API_PREFIX or path.startswith(API_PREFIX + "/")
+    return is_api and path.rstrip("/") not in PUBLIC_API_PATHS
+
+
+@dataclass
+class ResponseView:
+    """A response as the signer sees it (no request: the signature covers only the response)."""
+
+    status_code: int
+    headers: HeaderFields
+    request: None = None
+
+
+class ResponseSigner:
+    def __init__(self, key: PlatformSigningKey) -> None:
+        self._key_id = key.key_id
+        self._signer = HTTPMessageSigner(
+            signature_algorithm=algorithms.ED25519,
+            key_resolver=MappingKeyResolver(public_keys={}, private_keys={key.key_id: key.private_key}),
+        )
+
+    def sign(self, status_code: int, headers: HeaderFields, body: bytes) -> None:
+        """Adds Content-Digest, Signature-Input and Signature to ``headers`` in place."""
+        for name in ("content-digest", "signature-input", "signature"):
+            del headers[name]
+        covered = [c for c in RESPONSE_COMPONENTS if c.startswith("@") or c == "content-digest" or c in headers]
+        self._signer.sign(
+            ResponseView(status_code, headers),
+            key_id=self._key_id,
+            created=datetime.now(UTC),
+            label=RESPONSE_SIGNATURE_LABEL,
+            covered_component_ids=covered,
+            body=body,
+        )
+
+
+@dataclass
+class _BufferedResponse:
+    status_code: int = 500
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytearray = field(default_factory=bytearray)
+    started: bool = False
+    complete: bool = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status_code = int(message["status"])
+            self.headers = list(message.get("headers", []))
+            self.started = True
+        elif message["type"] == "http.response.body":
+            self.body.extend(message.get("body", b""))
+            self.complete = not message.get("more_body", False)
+
+
+class SignedApiMiddleware:
+    def __init__(self, app: ASGIApp, *, authenticator: RequestAuthenticator, signer: ResponseSigner,
+                 public_base_url: str | None, new_id: Callable[[str], str]) -> None:
+        self.app = app
+        self._authenticator = authenticator
+        self._signer = signer
+        self._public_base_url = public_base_url
+        self._new_id = new_id
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = self._new_id(ids.REQUEST)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        if requires_signature(str(scope.get("path", ""))):
+            refusal, receive = await self._authenticate(scope, receive, request_id)
+            if refusal is not None:
+                await self._send_signed(
+                    send, refusal.status_code, _raw_headers(refusal), bytes(refusal.body), request_id
+                )
+                return
+        buffered = _BufferedResponse()
+        try:
+            await self.app(scope, receive, buffered.send)
+        except Exception:
+            # The stack trace goes to the server log only; the caller gets the request id to quote.
+            logger.exception("unhandled error on request %s", request_id)
+            failure = internal_error_response(request_id)
+            await self._send_signed(send, failure.status_code, _raw_headers(failure), bytes(failure.body), request_id)
+            return
+        await self._send_signed(send, buffered.status_code, buffered.headers, bytes(buffered.body), request_id)
+
+    async def _authenticate(self, scope: Scope, receive: Receive, request_id: str) -> tuple[Response | None, Receive]:
+        body, receive = await _read_body(receive)
+        if body is None:
+            return error_response(
+                413, "invalid_request_error", "request_too_large",
+                f"request bodies are limited to {MAX_BODY_BYTES} bytes", request_id=request_id,
+            ), receive
+        headers = HeaderFields.from_raw(scope.get("headers", []))
+        view = RequestView(str(scope["method"]), target_uri(scope, headers, self._public_base_url), headers)
+        try:
+            context = await run_in_threadpool(self._authenticator.verify, view, body, request_id)
+        except ApiError as exc:
+            return error_response(
+                exc.status_code, exc.type, exc.code, exc.message, param=exc.param, request_id=request_id
+            ), receive
+        scope["state"]["merchant"] = context
+        return None, receive
+
+    async def _send_signed(
+        self, send: Send, status_code: int, raw_headers: list[tuple[bytes, bytes]], body: bytes, request_id: str
+    ) -> None:
+        headers = HeaderFields.from_raw(raw_headers)
+        headers[REQUEST_ID_HEADER] = request_id
+        self._signer.sign(status_code, headers, body)
+        encoded = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+        await send({"type": "http.response.start", "status": status_code, "headers": encoded})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _raw_headers(response: Response) -> list[tuple[bytes, bytes]]:
+    return list(response.raw_headers)
+
+
+async def _read_body(receive: Receive) -> tuple[bytes | None, Receive]:
+    """Reads the whole body (None when over the limit) and a ``receive`` that replays it once."""
+    chunks = bytearray()
+    more_body = True
+    while more_body:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.extend(message.get("body", b""))
+        more_body = bool(message.get("more_body", False))
+        if len(chunks) > MAX_BODY_BYTES:
+            return None, receive
+    body = bytes(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay

@@ -1,0 +1,146 @@
+"""``tianpay up`` and ``tianpay banks``: start every process on loopback and stop them together.
+
+Children are separate processes (the API server, the worker, the bank simulators) so that each
+behaves exactly as it would in production; the launcher only waits until each answers, prints where
+everything is, and forwards SIGINT/SIGTERM so Ctrl-C stops all of them cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+STARTUP_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[str]
+
+
+@dataclass
+class Supervisor:
+    """Owns the child processes and stops them all, in reverse order, exactly once."""
+
+    children: list[Child] = field(default_factory=list)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+
+    def start(
+        self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None, capture: bool = False
+    ) -> Child:
+        process = subprocess.Popen(  # noqa: S603 - argv is built from our own executable and options
+            list(argv),
+            stdout=subprocess.PIPE if capture else None,
+            stderr=None,
+            text=True,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        child = Child(name, process)
+        self.children.append(child)
+        return child
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for child in reversed(self.children):
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                child.process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+
+    def first_exited(self) -> Child | None:
+        for child in self.children:
+            if child.process.poll() is not None:
+                return child
+        return None
+
+    def wait_until_signalled(self) -> int:
+        """Blocks until SIGINT/SIGTERM or until a child dies; returns the exit code to use."""
+        stop = threading.Event()
+
+        def _handler(_signum: int, _frame: object) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGINT, _handler)
+        signal.signal(signal.SIGTERM, _handler)
+        while not stop.wait(0.5):
+            dead = self.first_exited()
+            if dead is not None:
+                sys.stderr.write(f"{dead.name} exited with {dead.process.returncode}; stopping everything\n")
+                self.stop()
+                return 1
+        self.stop()
+        return 0
+
+
+def read_json_line(stream: IO[str] | None, timeout_s: float = STARTUP_TIMEOUT_S) -> dict[str, str]:
+    """Reads the one JSON line a child prints once it is ready."""
+    if stream is None:
+        raise RuntimeError("the child's output is not captured")
+    result: dict[str, str] = {}
+    done = threading.Event()
+
+    def _read() -> None:
+        for line in stream:
+            line = line.strip()
+            if line.startswith("{"):
+                result.update(json.loads(line))
+                done.set()
+                return
+        done.set()
+
+    threading.Thread(target=_read, daemon=True).start()
+    if not done.wait(timeout_s) or not result:
+        raise RuntimeError("the child did not announce itself in time")
+    return result
+
+
+def wait_until_answering(
+    url: str, timeout_s: float = STARTUP_TIMEOUT_S, is_alive: Callable[[], bool] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if is_alive is not None and not is_alive():
+            raise RuntimeError(f"the process behind {url} exited during start-up")
+        try:
+            if httpx.get(url, timeout=2.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f}s")
+
+
+def banks_argv(data_dir: Path, host: str, base_port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "banksim", "serve",
+        "--data-dir", str(data_dir), "--host", host, "--base-port", str(base_port), "--json",
+    ]  # fmt: skip
+
+
+def start_banks(supervisor: Supervisor, data_dir: Path, host: str, base_port: int) -> dict[str, str]:
+    child = supervisor.start("banks", banks_argv(data_dir, host, base_port), capture=True)
+    urls = read_json_line(child.process.stdout)
+    # Keep draining the child's stdout so a chatty bank can never block on a full pipe.
+    threading.Thread(target=lambda: [None for _ in child.process.stdout or []], daemon=True).start()
+    return urls

@@ -1,0 +1,134 @@
+"""The ``tianpay worker`` process: a loop over small jobs, each doing one bounded batch per tick.
+
+A job is anything with a ``name`` and ``run_once(now) -> int`` (how much work it did; 0 when idle).
+The loop runs every job in turn, sleeps only when a whole tick found nothing to do, and stops
+between ticks on SIGINT/SIGTERM. Several workers may run at once: jobs claim their rows with
+leases and row locks, so adding a worker adds throughput, never duplicate work.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import FrameType
+from typing import Protocol
+
+from tianpay.adapters.logging import get_logger
+from tianpay.adapters.webhooks import HttpxWebhookSender
+from tianpay.bootstrap import Container
+from tianpay.config import WEBHOOK_RETRY_SCHEDULE_S
+from tianpay.ports.clock import Clock
+from tianpay.ports.webhooks import WebhookSender
+from tianpay.services.notifications import DispatchPolicy, dispatch_due_events
+
+log = get_logger(__name__)
+
+
+class Job(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def run_once(self, now: datetime) -> int:
+        """Does one bounded batch of work due at ``now``; returns how many items it handled."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionJob:
+    """A job made of a plain function, which is how most jobs wrap a service call."""
+
+    name: str
+    run: Callable[[datetime], int]
+
+    def run_once(self, now: datetime) -> int:
+        return self.run(now)
+
+
+@dataclass
+class Worker:
+    jobs: Sequence[Job]
+    clock: Clock
+    poll_interval_s: float = 1.0
+    on_close: list[Callable[[], None]] = field(default_factory=list)
+
+    def run_once(self) -> dict[str, int]:
+        """One tick: every job once, in order. A failing job is logged and the others still run."""
+        done: dict[str, int] = {}
+        for job in self.jobs:
+            try:
+                done[job.name] = job.run_once(self.clock.now())
+            except Exception:
+                log.exception("worker_job_failed", job=job.name)
+                done[job.name] = 0
+        return done
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Ticks until ``stop`` is set, sleeping ``poll_interval_s`` after a tick that found no work."""
+        log.info("worker_started", jobs=[job.name for job in self.jobs])
+        while not stop.is_set():
+            if not any(self.run_once().values()):
+                stop.wait(self.poll_interval_s)
+        log.info("worker_stopped")
+
+    def close(self) -> None:
+        for close in self.on_close:
+            close()
+
+
+def default_worker_id() -> str:
+    """Host and process id: enough to tell workers apart in ``locked_by`` and in the logs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def outbox_dispatch_job(container: Container, sender: WebhookSender, *, worker_id: str, batch_size: int = 20) -> Job:
+    settings = container.settings
+    policy = DispatchPolicy(
+        retry_schedule_s=WEBHOOK_RETRY_SCHEDULE_S,
+        retry_scale=settings.webhook_retry_scale,
+        batch_size=batch_size,
+        timeout_s=settings.webhook_timeout_s,
+    )
+
+    def run(now: datetime) -> int:
+        report = dispatch_due_events(container.uow, sender, container.clock, policy, worker_id=worker_id, now=now)
+        return report.claimed
+
+    return FunctionJob("outbox_dispatch", run)
+
+
+def build_worker(container: Container, *, worker_id: str | None = None, sender: WebhookSender | None = None) -> Worker:
+    """The worker with every job this process runs; later jobs (re-query, expiry…) join the list."""
+    worker_id = worker_id or default_worker_id()
+    on_close: list[Callable[[], None]] = []
+    if sender is None:
+        http_sender = HttpxWebhookSender(timeout_s=container.settings.webhook_timeout_s)
+        on_close.append(http_sender.close)
+        sender = http_sender
+    jobs: list[Job] = [outbox_dispatch_job(container, sender, worker_id=worker_id)]
+    return Worker(
+        jobs=jobs,
+        clock=container.clock,
+        poll_interval_s=container.settings.worker_poll_interval_s,
+        on_close=on_close,
+    )
+
+
+def run_until_signalled(worker: Worker) -> None:
+    """Runs the loop in this (main) thread until SIGINT or SIGTERM, then returns cleanly."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("worker_stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        worker.run_forever(stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

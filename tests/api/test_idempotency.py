@@ -1,0 +1,124 @@
+"""Idempotent writes on both databases: replay returns the first answer, a changed body is a 409,
+a failed create leaves the key free, and concurrent duplicates end with exactly one resource."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from tianpay.adapters.db.tables import idempotency_records, ledger_accounts
+from tianpay.domain.errors import DomainError, IdempotencyConflict
+from tianpay.domain.ledger import AccountSpec, AccountType
+from tianpay.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from tianpay.services.idempotency import StoredResponse, request_hash, run_idempotent
+
+
+def _create_account(code: str) -> Any:
+    """A stand-in resource: a ledger account whose code is unique, as a payment's id would be."""
+
+    def create(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+        uow.ledger.ensure_accounts([AccountSpec(code, AccountType.LIABILITY)])
+        return 201, {"id": code, "amount": 1999, "nested": {"ok": True}}
+
+    return create
+
+
+def _run(uow_factory: UnitOfWorkFactory, key: str, body: dict[str, Any], code: str) -> StoredResponse:
+    return run_idempotent(
+        uow_factory, merchant_id="mch_A", scope="payments", key=key, request_hash=request_hash(body),
+        create=_create_account(code), param="out_trade_no",
+    )
+
+
+def _accounts(engine: Engine, prefix: str) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(
+            select(func.count()).select_from(ledger_accounts).where(ledger_accounts.c.code.like(prefix + "%"))
+        ).scalar_one())
+
+
+def test_the_hash_ignores_key_order_but_not_values() -> None:
+    assert request_hash({"a": 1, "b": [1, 2]}) == request_hash({"b": [1, 2], "a": 1})
+    assert request_hash({"a": 1}) != request_hash({"a": 2})
+
+
+def test_a_repeat_returns_the_first_answer_without_creating_again(
+    uow_factory: UnitOfWorkFactory, engine: Engine
+) -> None:
+    first = _run(uow_factory, "T1", {"amount": 1999}, "acct:T1:first")
+    again = _run(uow_factory, "T1", {"amount": 1999}, "acct:T1:second")
+    assert (first.status_code, first.replayed) == (201, False)
+    assert (again.status_code, again.replayed) == (201, True)
+    assert again.body == first.body == {"id": "acct:T1:first", "amount": 1999, "nested": {"ok": True}}
+    assert _accounts(engine, "acct:T1:") == 1
+
+
+def test_the_same_key_with_another_body_is_a_conflict(uow_factory: UnitOfWorkFactory) -> None:
+    _run(uow_factory, "T2", {"amount": 1999}, "acct:T2:a")
+    with pytest.raises(IdempotencyConflict) as raised:
+        _run(uow_factory, "T2", {"amount": 2000}, "acct:T2:b")
+    assert raised.value.param == "out_trade_no"
+    assert raised.value.code == "idempotency_conflict"
+    assert raised.value.kind == "idempotency_error"
+
+
+def test_keys_are_per_merchant_and_scope(uow_factory: UnitOfWorkFactory) -> None:
+    body = {"amount": 1}
+    run_idempotent(uow_factory, merchant_id="mch_A", scope="payments", key="K", request_hash=request_hash(body),
+                   create=_create_account("acct:K:1"))
+    other_merchant = run_idempotent(
+        uow_factory, merchant_id="mch_B", scope="payments", key="K", request_hash=request_hash(body),
+        create=_create_account("acct:K:2"))
+    other_scope = run_idempotent(
+        uow_factory, merchant_id="mch_A", scope="refunds", key="K", request_hash=request_hash(body),
+        create=_create_account("acct:K:3"))
+    assert not other_merchant.replayed
+    assert not other_scope.replayed
+
+
+def test_a_failed_create_stores_nothing_and_leaves_the_key_free(
+    uow_factory: UnitOfWorkFactory, engine: Engine
+) -> None:
+    def refuse(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+        uow.ledger.ensure_accounts([AccountSpec("acct:T3:half-done", AccountType.LIABILITY)])
+        raise DomainError("refused", param="amount")
+
+    with pytest.raises(DomainError):
+        run_idempotent(uow_factory, merchant_id="mch_A", scope="payments", key="T3",
+                       request_hash=request_hash({}), create=refuse)
+    assert _accounts(engine, "acct:T3:") == 0
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(idempotency_records)).scalar_one() == 0
+    assert not _run(uow_factory, "T3", {"amount": 5}, "acct:T3:ok").replayed
+
+
+def test_concurrent_duplicates_create_exactly_one_resource(uow_factory: UnitOfWorkFactory, engine: Engine) -> None:
+    results: list[StoredResponse] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def attempt(i: int) -> None:
+        barrier.wait()
+        try:
+            result = _run(uow_factory, "T4", {"amount": 1999}, f"acct:T4:{i}")
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+            return
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(results) == 8
+    assert sum(not r.replayed for r in results) == 1
+    assert len({r.body["id"] for r in results}) == 1
+    assert _accounts(engine, "acct:T4:") == 1
