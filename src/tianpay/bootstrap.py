@@ -18,6 +18,7 @@ from tianpay.adapters.db.unit_of_work import SqlUnitOfWork
 from tianpay.adapters.ids import UlidGenerator
 from tianpay.adapters.keys import FileKeyIssuer, PlatformSigningKey, load_or_create_platform_key
 from tianpay.adapters.vault import AesGcmVault
+from tianpay.channels.registry import ChannelRegistry, load_channels
 from tianpay.config import Settings
 from tianpay.ports.clock import Clock, IdGenerator
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
@@ -56,10 +57,17 @@ class Container:
         """The platform's ed25519 response-signing key, created on first use."""
         return load_or_create_platform_key(self.settings.keys_dir)
 
+    @cached_property
+    def channels(self) -> ChannelRegistry:
+        """The bank channels this platform was onboarded to (read from the data directory)."""
+        return load_channels(self.settings.data_dir, timeout_s=self.settings.bank_timeout_s)
+
     def upgrade_database(self) -> None:
         migrate.upgrade(self.engine)
 
     def close(self) -> None:
+        if "channels" in self.__dict__:
+            self.channels.close()
         self.engine.dispose()
 
 

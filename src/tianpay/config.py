@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     webhook_retry_scale: float = Field(default=1.0, gt=0)
     webhook_timeout_s: float = 10.0
     signature_window_s: int = 300
+    # How long the platform waits for a bank's synchronous answer before calling it UNKNOWN.
+    bank_timeout_s: float = 10.0
+    # When an attempt still processing is first re-queried, and the longest wait between queries.
+    requery_first_after_s: float = 60.0
+    requery_max_interval_s: float = 1800.0
     worker_poll_interval_s: float = 1.0
 
     # The key that encrypts card and ID numbers at rest (AES-256-GCM, 32 bytes hex). When unset the

@@ -25,6 +25,7 @@ from tianpay.config import WEBHOOK_RETRY_SCHEDULE_S
 from tianpay.ports.clock import Clock
 from tianpay.ports.webhooks import WebhookSender
 from tianpay.services.notifications import DispatchPolicy, dispatch_due_events
+from tianpay.services.payments import expire_payments
 
 log = get_logger(__name__)
 
@@ -109,7 +110,10 @@ def build_worker(container: Container, *, worker_id: str | None = None, sender: 
         http_sender = HttpxWebhookSender(timeout_s=container.settings.webhook_timeout_s)
         on_close.append(http_sender.close)
         sender = http_sender
-    jobs: list[Job] = [outbox_dispatch_job(container, sender, worker_id=worker_id)]
+    jobs: list[Job] = [
+        outbox_dispatch_job(container, sender, worker_id=worker_id),
+        FunctionJob("payment_expiry", lambda now: expire_payments(container.uow, now, max_batches=1)),
+    ]
     return Worker(
         jobs=jobs,
         clock=container.clock,
