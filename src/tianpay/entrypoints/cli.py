@@ -245,6 +245,39 @@ def serve(
         container.close()
 
 
+@app.command("banks")
+def banks_command(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    base_port: Annotated[int, typer.Option("--base-port", help="HBB's port; JHB +1, BCB +2, TCS +3.")] = 8001,
+    as_json: JsonOutput = False,
+) -> None:
+    """Run the simulated banks (HBB, JHB, BCB, TCS), each on its own port, until Ctrl-C."""
+    from tianpay.entrypoints.launcher import Supervisor, start_banks
+
+    supervisor = Supervisor()
+    urls = start_banks(supervisor, data_dir, host, base_port)
+    if as_json:
+        emit_json(urls)
+    else:
+        for code, url in urls.items():
+            console.print(f"{code:4} {url}   SMS outbox {url}/sms")
+    raise typer.Exit(supervisor.wait_until_signalled())
+
+
+@app.command("up")
+def up_command(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="The platform's port; banks take the next ones.")] = 8000,
+    as_json: JsonOutput = False,
+) -> None:
+    """Start the platform, the worker and the simulated banks together, seeded with a demo merchant."""
+    from tianpay.entrypoints.launcher import up
+
+    raise typer.Exit(up(data_dir=data_dir, host=host, port=port, as_json=as_json))
+
+
 def main() -> None:
     app()
 

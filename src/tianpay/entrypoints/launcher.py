@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -144,3 +144,69 @@ def start_banks(supervisor: Supervisor, data_dir: Path, host: str, base_port: in
     # Keep draining the child's stdout so a chatty bank can never block on a full pipe.
     threading.Thread(target=lambda: [None for _ in child.process.stdout or []], daemon=True).start()
     return urls
+
+
+def platform_argv(command: str, data_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "tianpay", command, "--data-dir", str(data_dir), *extra]
+
+
+def up(*, data_dir: Path, host: str, port: int, as_json: bool) -> int:
+    """Brings every process up on loopback, prints where they are, and runs until signalled."""
+    from tianpay.bootstrap import build_container
+    from tianpay.channels.registry import onboard_banks
+    from tianpay.config import Settings
+    from tianpay.entrypoints.demo_merchant import ensure_demo_merchant
+
+    data_dir = data_dir.resolve()
+    container = build_container(Settings(data_dir=data_dir, host=host, port=port))
+    # Migrations run once here, before any child starts, so two processes never migrate at once.
+    container.upgrade_database()
+    supervisor = Supervisor()
+    try:
+        bank_urls = start_banks(supervisor, data_dir, host, port + 1)
+        onboard_banks(data_dir, bank_urls)
+        demo = ensure_demo_merchant(container)
+        database_url = container.engine.url.render_as_string(hide_password=True)
+        api_url = f"http://{host}:{port}"
+        serve = supervisor.start("serve", platform_argv("serve", data_dir, "--host", host, "--port", str(port)))
+        supervisor.start("worker", platform_argv("worker", data_dir))
+        wait_until_answering(f"{api_url}/v1/platform-keys", is_alive=lambda: serve.process.poll() is None)
+    except Exception:
+        supervisor.stop()
+        raise
+    finally:
+        container.close()
+    summary: dict[str, Any] = {
+        "api": api_url,
+        "banks": dict(bank_urls),
+        "pos_front": None,
+        "database": database_url,
+        "merchant": {
+            "merchant_id": demo.merchant_id,
+            "key_id": demo.key_id,
+            "private_key_path": demo.private_key_path,
+            "webhook_secret": demo.webhook_secret,
+        },
+        "operator": None,
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    else:
+        print_summary(summary)
+    return supervisor.wait_until_signalled()
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Tianpay is up", show_header=False)
+    table.add_row("merchant API", f"{summary['api']}/v1   (docs: {summary['api']}/docs)")
+    for code, url in summary["banks"].items():
+        table.add_row(f"bank {code}", f"{url}   (SMS outbox {url}/sms)")
+    table.add_row("database", str(summary["database"]))
+    for key, value in summary["merchant"].items():
+        table.add_row(f"demo merchant {key}", str(value))
+    table.add_row("stop", "Ctrl-C stops every process")
+    Console().print(table)

@@ -1,0 +1,72 @@
+"""Helpers for end-to-end tests: free port ranges and ``tianpay up`` as a real child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def free_port_block(size: int = 6) -> int:
+    """A base port such that ``base … base+size-1`` are all free on loopback right now."""
+    for _ in range(200):
+        base = random.randrange(20_000, 60_000 - size)
+        sockets = []
+        try:
+            for offset in range(size):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.bind(("127.0.0.1", base + offset))
+                sockets.append(sock)
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free block of ports")
+
+
+@contextmanager
+def tianpay_up(data_dir: Path, *, env: dict[str, str] | None = None, timeout_s: float = 90) -> Iterator[dict[str, Any]]:
+    """Runs ``tianpay up --json`` and yields what it printed; stops it with SIGINT afterwards."""
+    port = free_port_block()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tianpay", "up", "--data-dir", str(data_dir), "--port", str(port), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    announced: dict[str, Any] = {}
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("{"):
+                announced.update(json.loads(line))
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not ready.wait(timeout_s) or not announced:
+            raise RuntimeError("tianpay up did not announce itself")
+        yield announced
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise
