@@ -6,9 +6,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tianpay_sdk import TianpayClient
 
 from tests.e2e.processes import tianpay_up
+from tianpay_sdk import TianpayClient
 
 pytestmark = pytest.mark.e2e
 
