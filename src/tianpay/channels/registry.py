@@ -25,6 +25,11 @@ BANK_NAMES = {
     "JHB": {"zh": "津海银行", "en": "Jinhai Bank"},
     "BCB": {"zh": "滨海商业银行", "en": "Binhai Commercial Bank"},
 }
+# What each bank's payment query answers for an order it never recorded (mapped to UNKNOWN by the
+# adapters: an absence is not a failure). The gateway service may fail such an attempt once the
+# bank can no longer accept the order (docs/gateway.md "Absent orders"): HBB 34 (hbb-adapter.md),
+# JHB 1011 (jhb-adapter.md).
+ORDER_NOT_FOUND_CODES: dict[str, frozenset[str]] = {"HBB": frozenset({"34"}), "JHB": frozenset({"1011"})}
 
 
 @dataclass

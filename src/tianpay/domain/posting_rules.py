@@ -14,6 +14,7 @@ from tianpay.domain.ledger import (
     PLATFORM_SUSPENSE,
     JournalEntry,
     Posting,
+    bank_in_transit,
     bank_reserve,
     credit,
     debit,
@@ -23,6 +24,9 @@ from tianpay.domain.money import Money
 
 PAYMENT_SUCCEEDED: Final = "payment.succeeded"
 LATE_ATTEMPT_SUCCEEDED: Final = "payment_attempt.late_succeeded"
+REFUND_REQUESTED: Final = "refund.requested"
+REFUND_SUCCEEDED: Final = "refund.succeeded"
+REFUND_FAILED: Final = "refund.failed"
 
 
 def bank_payment_succeeded(
@@ -64,3 +68,67 @@ def late_attempt_succeeded(*, attempt_id: str, payment_id: str, bank: str, amoun
         (debit(bank_reserve(bank), amount), credit(PLATFORM_SUSPENSE, amount)),
         f"attempt {attempt_id} of payment {payment_id} succeeded after another did; to be refunded",
     )
+
+
+def refund_requested(
+    *, refund_id: str, payment_id: str, merchant_id: str, bank: str, amount: Money, fee_returned: Money
+) -> JournalEntry:
+    """A merchant asked to refund ``amount`` of a payment made at ``bank``: the money leaves for the bank.
+
+    Dr ``merchant:M:pending`` / Cr ``bank:B:in_transit`` for the amount, and the pro-rata fee return
+    Dr ``platform:fee_income`` / Cr ``merchant:M:pending``. The pending balance may go negative when
+    the payment was already settled (its money moved on to ``available``): that is allowed for now,
+    and the settlement of the next day nets it (drawing on ``available`` comes with settlement).
+    """
+    if not amount.is_positive:
+        raise ValueError("a refund moves a positive amount")
+    if fee_returned.minor < 0 or fee_returned.minor > amount.minor:
+        raise ValueError("a fee return is between zero and the refund")
+    legs: list[Posting] = [
+        debit(merchant_pending(merchant_id), amount),
+        credit(bank_in_transit(bank), amount),
+    ]
+    # A zero return (a free plan, or a tiny refund whose share rounds to nothing) has no legs.
+    if fee_returned.is_positive:
+        legs += [debit(PLATFORM_FEE_INCOME, fee_returned), credit(merchant_pending(merchant_id), fee_returned)]
+    return JournalEntry(
+        REFUND_REQUESTED, refund_id, tuple(legs), f"refund {refund_id} of payment {payment_id} sent to {bank}"
+    )
+
+
+def late_success_refund_requested(*, refund_id: str, attempt_id: str, bank: str, amount: Money) -> JournalEntry:
+    """The platform returns a late attempt's money (booked to ``platform:suspense``) to the payer.
+
+    Dr ``platform:suspense`` / Cr ``bank:B:in_transit``: the suspense balance the late success
+    created is cleared, and the merchant's accounts are never touched (it never saw that attempt).
+    """
+    if not amount.is_positive:
+        raise ValueError("a refund moves a positive amount")
+    return JournalEntry(
+        REFUND_REQUESTED,
+        refund_id,
+        (debit(PLATFORM_SUSPENSE, amount), credit(bank_in_transit(bank), amount)),
+        f"refund {refund_id} of late attempt {attempt_id} sent to {bank}",
+    )
+
+
+def refund_succeeded(*, refund_id: str, bank: str, amount: Money) -> JournalEntry:
+    """The bank paid the refund out of the platform's reserve: Dr ``bank:B:in_transit`` / Cr ``bank:B:reserve``."""
+    if not amount.is_positive:
+        raise ValueError("a refund moves a positive amount")
+    return JournalEntry(
+        REFUND_SUCCEEDED,
+        refund_id,
+        (debit(bank_in_transit(bank), amount), credit(bank_reserve(bank), amount)),
+        f"refund {refund_id} paid by {bank}",
+    )
+
+
+def refund_failed(requested: JournalEntry) -> JournalEntry:
+    """The bank declined the refund (or never received it): the request entry is reversed, both legs.
+
+    The reversal's id derives from the request entry's id, so recording a failure twice is a no-op.
+    """
+    if requested.event != REFUND_REQUESTED:
+        raise ValueError("only a refund's request entry is reversed when it fails")
+    return requested.reversal(REFUND_FAILED)

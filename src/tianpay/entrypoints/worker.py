@@ -22,10 +22,13 @@ from tianpay.adapters.logging import get_logger
 from tianpay.adapters.webhooks import HttpxWebhookSender
 from tianpay.bootstrap import Container
 from tianpay.config import WEBHOOK_RETRY_SCHEDULE_S
+from tianpay.entrypoints.gateway_wiring import gateway_settings
 from tianpay.ports.clock import Clock
 from tianpay.ports.webhooks import WebhookSender
+from tianpay.services.gateway import requery_attempts
 from tianpay.services.notifications import DispatchPolicy, dispatch_due_events
 from tianpay.services.payments import expire_payments
+from tianpay.services.refunds import RequeryPolicy, process_late_success_refunds, requery_refunds
 
 log = get_logger(__name__)
 
@@ -102,6 +105,33 @@ def outbox_dispatch_job(container: Container, sender: WebhookSender, *, worker_i
     return FunctionJob("outbox_dispatch", run)
 
 
+def refund_jobs(container: Container) -> list[Job]:
+    """Re-query of in-flight refunds, and refunds of attempts that succeeded after their payment had."""
+    settings = container.settings
+    policy = RequeryPolicy(settings.requery_first_after_s, settings.requery_max_interval_s)
+
+    def requery(now: datetime) -> int:
+        return requery_refunds(container.uow, container.clock, container.ids, container.channels, now, policy=policy)
+
+    def late_successes(now: datetime) -> int:
+        return process_late_success_refunds(
+            container.uow, container.clock, container.ids, container.channels, now,
+            notify_base_url=settings.base_url, policy=policy,
+        )
+
+    return [FunctionJob("refund_requery", requery), FunctionJob("late_success_refunds", late_successes)]
+
+
+def requery_job(container: Container) -> Job:
+    """Asks the banks about payment attempts still unresolved (docs/gateway.md, "Re-query")."""
+    settings = gateway_settings(container)
+
+    def run(now: datetime) -> int:
+        return requery_attempts(container.uow, container.clock, container.ids, container.channels, settings, now)
+
+    return FunctionJob("payment_requery", run)
+
+
 def build_worker(container: Container, *, worker_id: str | None = None, sender: WebhookSender | None = None) -> Worker:
     """The worker with every job this process runs; later jobs (re-query, expiry…) join the list."""
     worker_id = worker_id or default_worker_id()
@@ -113,6 +143,8 @@ def build_worker(container: Container, *, worker_id: str | None = None, sender: 
     jobs: list[Job] = [
         outbox_dispatch_job(container, sender, worker_id=worker_id),
         FunctionJob("payment_expiry", lambda now: expire_payments(container.uow, now, max_batches=1)),
+        requery_job(container),
+        *refund_jobs(container),
     ]
     return Worker(
         jobs=jobs,

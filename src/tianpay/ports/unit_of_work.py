@@ -11,11 +11,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self
 
+from tianpay.ports.gateway import AttemptQueryRepository, OperatorAlertRepository
 from tianpay.ports.idempotency import IdempotencyRepository
 from tianpay.ports.ledger import LedgerRepository
 from tianpay.ports.merchants import MerchantRepository
 from tianpay.ports.outbox import OutboxRepository
 from tianpay.ports.payments import PaymentRepository
+from tianpay.ports.refunds import RefundRepository
 from tianpay.ports.replays import ReplayRepository
 
 
@@ -26,6 +28,9 @@ class UnitOfWork(Protocol):
     replays: ReplayRepository
     outbox: OutboxRepository
     payments: PaymentRepository
+    refunds: RefundRepository
+    attempt_queries: AttemptQueryRepository
+    alerts: OperatorAlertRepository
 
     def __enter__(self) -> Self: ...
 

@@ -240,9 +240,16 @@ payment_attempts = Table(
     Column("failure_message", Text, nullable=True),
     Column("created_at", utc_datetime(), nullable=False),
     Column("updated_at", utc_datetime(), nullable=False),
+    # The re-query schedule (revision 0002): null until the first query, which is due a configured
+    # while after creation; then exponential back-off. Claiming a query moves next_query_at by a
+    # compare-and-set on query_count, so two workers never ask the bank about one attempt at once.
+    Column("next_query_at", utc_datetime(), nullable=True),
+    Column("query_count", Integer, nullable=False, default=0, server_default="0"),
+    Column("last_queried_at", utc_datetime(), nullable=True),
     Index("ix_payment_attempts_payment", "payment_id", "created_at"),
     # The re-query job looks for attempts still in flight, oldest first.
     Index("ix_payment_attempts_status_updated", "status", "updated_at"),
+    Index("ix_payment_attempts_status_next_query", "status", "next_query_at"),
 )
 
 # Every state change of a payment or of one of its attempts, with its time and cause: the audit
@@ -276,4 +283,71 @@ late_success_refunds = Table(
     Column("status", String(20), nullable=False),
     Column("created_at", utc_datetime(), nullable=False),
     Index("ix_late_success_refunds_status", "status", "created_at"),
+)
+
+# Something an operator must look at (revision 0002): a bank notification whose amount differs from
+# the attempt's, a bank that changed its mind about a final answer … The console lists open alerts;
+# `dedupe_key` makes raising the same alert again (a bank retrying its notification) a no-op.
+operator_alerts = Table(
+    "operator_alerts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("kind", String(60), nullable=False),
+    Column("severity", String(20), nullable=False),
+    Column("dedupe_key", String(200), nullable=False),
+    Column("subject_id", String(40), nullable=True),
+    Column("message", Text, nullable=False),
+    # A small JSON object of strings (bank, codes, amounts); never a card number, key or signature.
+    Column("details", Text, nullable=False, default="{}"),
+    Column("status", String(20), nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("resolved_at", utc_datetime(), nullable=True),
+    UniqueConstraint("dedupe_key", name="uq_operator_alerts_dedupe_key"),
+    Index("ix_operator_alerts_status_created", "status", "created_at"),
+)
+
+# Refunds of a payment (the merchant's) or of a late attempt (the platform's, kind late_success).
+# `status` moves only by compare-and-set writes that follow tianpay.domain.refund.TRANSITIONS; the
+# re-query job scans in-flight refunds by (status, next_query_at).
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("payment_id", String(40), ForeignKey("payments.id"), nullable=False),
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=False),
+    # Null for late-success refunds, which no merchant asked for (NULLs never collide in a unique key).
+    Column("out_refund_no", String(64), nullable=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("fee_returned_minor", BigInteger, nullable=False, default=0),
+    Column("reason", Text, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("bank", String(10), nullable=False),
+    Column("attempt_id", String(40), ForeignKey("payment_attempts.id"), nullable=False),
+    Column("bank_reference", String(80), nullable=True),
+    Column("failure_code", String(60), nullable=True),
+    Column("failure_message", Text, nullable=True),
+    Column("query_count", Integer, nullable=False, default=0),
+    Column("next_query_at", utc_datetime(), nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("updated_at", utc_datetime(), nullable=False),
+    Column("succeeded_at", utc_datetime(), nullable=True),
+    UniqueConstraint("merchant_id", "out_refund_no", name="uq_refunds_merchant_out_refund_no"),
+    Index("ix_refunds_payment", "payment_id", "created_at"),
+    Index("ix_refunds_status_next_query", "status", "next_query_at"),
+)
+
+# Every state change of a refund, with its time and cause (DESIGN.md §5).
+refund_transitions = Table(
+    "refund_transitions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("refund_id", String(40), ForeignKey("refunds.id"), nullable=False),
+    Column("from_status", String(20), nullable=True),
+    Column("to_status", String(20), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("cause", Text, nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    Index("ix_refund_transitions_refund", "refund_id", "id"),
 )

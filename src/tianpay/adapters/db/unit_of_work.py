@@ -8,18 +8,22 @@ from typing import Self
 from sqlalchemy import Connection, Engine, RootTransaction
 
 from tianpay.ports.clock import Clock, IdGenerator
+from tianpay.ports.gateway import AttemptQueryRepository, OperatorAlertRepository
 from tianpay.ports.idempotency import IdempotencyRepository
 from tianpay.ports.ledger import LedgerRepository
 from tianpay.ports.merchants import MerchantRepository
 from tianpay.ports.outbox import OutboxRepository
 from tianpay.ports.payments import PaymentRepository
+from tianpay.ports.refunds import RefundRepository
 from tianpay.ports.replays import ReplayRepository
 
+from .gateway import SqlAttemptQueryRepository, SqlOperatorAlertRepository
 from .idempotency import SqlIdempotencyRepository
 from .ledger import SqlLedgerRepository
 from .merchants import SqlMerchantRepository
 from .outbox import SqlOutboxRepository
 from .payments import SqlPaymentRepository
+from .refunds import SqlRefundRepository
 from .replays import SqlReplayRepository
 
 
@@ -32,6 +36,9 @@ class SqlUnitOfWork:
     replays: ReplayRepository
     outbox: OutboxRepository
     payments: PaymentRepository
+    refunds: RefundRepository
+    attempt_queries: AttemptQueryRepository
+    alerts: OperatorAlertRepository
 
     def __init__(self, engine: Engine, clock: Clock, ids: IdGenerator) -> None:
         self._engine = engine
@@ -49,6 +56,9 @@ class SqlUnitOfWork:
         self.replays = SqlReplayRepository(self._connection)
         self.outbox = SqlOutboxRepository(self._connection, self.clock, self.ids)
         self.payments = SqlPaymentRepository(self._connection)
+        self.refunds = SqlRefundRepository(self._connection)
+        self.attempt_queries = SqlAttemptQueryRepository(self._connection)
+        self.alerts = SqlOperatorAlertRepository(self._connection)
         return self
 
     def __exit__(
