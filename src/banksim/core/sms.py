@@ -76,6 +76,11 @@ class Sms:
         self.send(phone, template.format(code=code))
         return code
 
+    def tries_left(self, ref: str) -> int:
+        """Wrong tries still allowed for the code of `ref` (0 when there is none)."""
+        rows = self._books.query("SELECT tries_left FROM sms_codes WHERE ref = ?", (ref,))
+        return int(rows[0]["tries_left"]) if rows else 0
+
     def check_code(self, *, ref: str, code: str) -> CodeCheck:
         """Consume one try; a correct code is single-use."""
         with self._books.tx() as conn:

@@ -1,8 +1,8 @@
 """HBB 华北银行 Huabei Bank: the ACP 5.1.0 dialect (signed key=value forms), BANKS.md "HBB".
 
 `create_bank` is the entry point the world calls. This package serves online banking (consume
-via `frontTransReq.do`), query and refund; quick pay (77/79), payout (12) and the statement (76)
-plug into `app.BACK_HANDLERS` / `app.FILE_HANDLERS` in later issues.
+via `frontTransReq.do`), quick pay (77/79/78/74 and 01 with bizType 000301), query and refund;
+payout (12) and the statement (76) plug into `app.BACK_HANDLERS` / `app.FILE_HANDLERS` later.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from banksim.hbb.app import build_app
 from banksim.hbb.gateway import Gateway
 from banksim.hbb.orders import SCHEMA
 from banksim.hbb.pki import load_or_create
+from banksim.hbb.tokens import SCHEMA as TOKENS_SCHEMA
 
 
 def acknowledges(status_code: int, body: bytes) -> bool:
@@ -25,6 +26,7 @@ class HbbBank:
     def __init__(self, context: BankContext) -> None:
         self._context = context
         context.books.ensure_schema(SCHEMA)
+        context.books.ensure_schema(TOKENS_SCHEMA)
         context.use_acknowledgement(acknowledges)
         self.gateway = Gateway(context, load_or_create(context.directory / "pki"))
 

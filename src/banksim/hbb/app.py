@@ -20,7 +20,7 @@ from banksim.core.cards import mask
 from banksim.core.magic import withhold_answer
 from banksim.core.money import format_yuan
 from banksim.core.simapi import FaultMiddleware, sim_routes
-from banksim.hbb import wire
+from banksim.hbb import quickpay, wire
 from banksim.hbb.gateway import AcpError, AnswerWithheld, Gateway
 from banksim.hbb.onboarding import OnboardingError, onboard
 from banksim.hbb.orders import Order, OrderStatus
@@ -29,9 +29,16 @@ from banksim.hbb.wire import FormatError, RespCode, TxnType
 _templates = Environment(loader=PackageLoader("banksim.hbb", "templates"), autoescape=select_autoescape(["html"]))
 
 BackHandler = Callable[[Gateway, Mapping[str, str]], dict[str, str]]
-# txnType → handler for backTransReq.do. Later issues add 01/000301 quick pay, 77 SMS, 79 bind
-# and 12 payout here; fileTransfer.do will get 76 (statement) the same way.
-BACK_HANDLERS: dict[str, BackHandler] = {TxnType.REFUND.value: Gateway.refund}
+# txnType → handler for backTransReq.do. A later issue adds 12 payout here; fileTransfer.do will
+# get 76 (statement) the same way.
+BACK_HANDLERS: dict[str, BackHandler] = {
+    TxnType.REFUND.value: Gateway.refund,
+    TxnType.CONSUME.value: quickpay.consume,
+    TxnType.SEND_SMS.value: quickpay.send_sms,
+    TxnType.BIND.value: quickpay.bind,
+    TxnType.TOKEN_QUERY.value: quickpay.token_query,
+    TxnType.UNBIND.value: quickpay.unbind,
+}
 FILE_HANDLERS: dict[str, BackHandler] = {}
 
 
@@ -150,9 +157,11 @@ async def _server_call(
             raise FormatError(f"txnType {fields.get('txnType', '')!r} is not served at this endpoint")
         answer = handler(gateway, fields)
     except FormatError as error:
-        answer = gateway.answer(fields, RespCode.FORMAT, f"{wire.message(RespCode.FORMAT)}: {error}")
+        # Error answers echo only the plain identifying fields, never what the request carried in
+        # `accNo`, `customerInfo` or `token` (ciphertext and card tokens stay out of answers).
+        answer = gateway.answer(wire.echo(fields), RespCode.FORMAT, f"{wire.message(RespCode.FORMAT)}: {error}")
     except AcpError as error:
-        answer = gateway.answer(fields, error.code, error.detail)
+        answer = gateway.answer(wire.echo(fields), error.code, error.detail)
     except AnswerWithheld:
         await withhold_answer(hang_s)
         return Response(status_code=504)

@@ -104,7 +104,7 @@ class Gateway:
 
     def accept_consume(self, fields: Mapping[str, str]) -> Order:
         """Record a verified online-banking order and open its payer session."""
-        _check_common(fields)
+        check_common(fields)
         wire.expect(fields, "txnType", TxnType.CONSUME)
         wire.expect(fields, "txnSubType", "01")
         wire.expect(fields, "bizType", wire.BizType.ONLINE_BANKING)
@@ -139,6 +139,10 @@ class Gateway:
         order = self._open_session(session)
         if order.status is not OrderStatus.AUTHENTICATED:
             return order
+        return self.settle_authenticated(order)
+
+    def settle_authenticated(self, order: Order) -> Order:
+        """Pay an order whose payer is known (pages or quick-pay token); magic amounts apply here."""
         if order.magic in _MAGIC_DECLINES:
             return self._finish(order, OrderEvent.DECLINED, _MAGIC_DECLINES[order.magic])
         if order.magic is Magic.SLOW_SUCCESS:
@@ -150,6 +154,20 @@ class Gateway:
         if order.magic is Magic.LOST_ANSWER_PROCESSED and code is RespCode.SUCCESS:
             raise AnswerWithheld
         return finished
+
+    def open_token_order(self, fields: Mapping[str, str], amount_minor: int, magic: Magic, acc_no: str) -> Order:
+        """Record a quick-pay consume; its payer is known by token, so it skips the payer pages.
+
+        It enters `awaiting_payer` like every consume and moves to `authenticated` at once, so
+        the lifecycle table and the settling code stay the ones online banking uses.
+        """
+        order = self._insert(fields, amount_minor, magic, pay_timeout="", session=None)
+        moved = self.orders.apply(order.query_id, OrderEvent.LOGGED_IN, self.context.clock.now(), acc_no=acc_no)
+        return moved or self._reload(order)
+
+    def order_answer(self, fields: Mapping[str, str], order: Order) -> dict[str, str]:
+        """The signed synchronous answer describing `order` (refunds and quick-pay consumes)."""
+        return self.answer({**wire.echo(fields), **self._order_fields(order)}, _reported_code(order))
 
     def order_for_session(self, session: str) -> Order:
         return self._open_session(session)
@@ -184,7 +202,7 @@ class Gateway:
     # Refund (backTransReq.do, txnType 04)
 
     def refund(self, fields: Mapping[str, str]) -> dict[str, str]:
-        _check_common(fields)
+        check_common(fields)
         wire.expect(fields, "txnType", TxnType.REFUND)
         wire.require(fields, "origQryId", "backUrl")
         wire.check_url(fields["backUrl"], "backUrl")
@@ -201,7 +219,7 @@ class Gateway:
         order = self._settle_refund(order)
         if magic is Magic.LOST_ANSWER_PROCESSED:
             raise AnswerWithheld
-        return self.answer({**wire.echo(fields), **self._order_fields(order)}, _reported_code(order))
+        return self.order_answer(fields, order)
 
     # Answers and notifications
 
@@ -474,7 +492,7 @@ _ANSWER_KEYS = frozenset(
 )
 
 
-def _check_common(fields: Mapping[str, str]) -> None:
+def check_common(fields: Mapping[str, str]) -> None:
     wire.require(
         fields,
         "version",

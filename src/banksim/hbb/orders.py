@@ -6,7 +6,8 @@ inside the bank by its `queryId`. The lifecycle (online banking):
     awaiting_payer --login--> authenticated --paid--> succeeded
     awaiting_payer|authenticated --declined|expired|locked_out--> failed
     authenticated --deferred (magic 94)--> processing --resolved--> succeeded|failed
-Refunds enter at `processing` (94) or go straight to `succeeded`/`failed`.
+Refunds enter at `processing` (94) or go straight to `succeeded`/`failed`. A quick-pay consume
+(bizType 000301) has no payer pages: its token names the card, so it takes `logged_in` at once.
 """
 
 from __future__ import annotations

@@ -28,8 +28,10 @@ class TxnType(StrEnum):
     CONSUME = "01"
     REFUND = "04"
     PAYOUT = "12"
+    UNBIND = "74"
     STATEMENT = "76"
     SEND_SMS = "77"
+    TOKEN_QUERY = "78"
     BIND = "79"
 
 
@@ -57,6 +59,8 @@ class RespCode(StrEnum):
     CARD_FROZEN = "62"
     SMS_CODE = "63"
     ELEMENTS_MISMATCH = "64"
+    SMS_TRIES_EXCEEDED = "65"
+    TOKEN_INVALID = "66"
     PAY_TIMEOUT = "69"
     UNAVAILABLE = "91"
 
@@ -79,6 +83,8 @@ RESP_MESSAGES: dict[RespCode, str] = {
     RespCode.CARD_FROZEN: "卡状态不正确（已冻结）",
     RespCode.SMS_CODE: "短信验证码错误或已过期",
     RespCode.ELEMENTS_MISMATCH: "持卡人身份信息或手机号不匹配",
+    RespCode.SMS_TRIES_EXCEEDED: "短信验证码错误次数超限",
+    RespCode.TOKEN_INVALID: "标记(token)无效或已解除",
     RespCode.PAY_TIMEOUT: "订单已超过支付时限",
     RespCode.UNAVAILABLE: "银行系统暂不可用",
 }

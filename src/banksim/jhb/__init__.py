@@ -1,9 +1,9 @@
 """JHB 津海银行: the simulated bank that speaks a JSON envelope with 国密 (SM2/SM3/SM4).
 
 Modelled on LianLian/Baofoo protocol pay (BANKS.md, JHB section; docs/banks/jhb.md). So far it
-offers online banking (`ebank.pay` with JHB's own login and confirmation pages), `pay.query`,
-`refund`, `refund.query` and signed notifications; the envelope and keys are complete for the
-quick-pay, mandate and statement services still to come. The world calls `create_bank`.
+offers online banking (`ebank.pay` with JHB's own login and confirmation pages), quick pay
+(`bind.*`, `unbind`, `pay`), `pay.query`, `refund`, `refund.query` and signed notifications;
+mandates and the statement are still to come. The world calls `create_bank`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ from starlette.types import ASGIApp
 
 from banksim.core.bank import BankContext
 from banksim.core.notifier import RetryPolicy
+from banksim.jhb.agreements import SCHEMA as AGREEMENTS_SCHEMA
+from banksim.jhb.agreements import Agreements
 from banksim.jhb.app import JhbApp
 from banksim.jhb.gateway import Gateway
 from banksim.jhb.keyring import Keyring
 from banksim.jhb.notices import RETRY_DELAYS_S, Notices, acknowledges
+from banksim.jhb.quickpay import QuickPay
 from banksim.jhb.service import JhbService
 from banksim.jhb.store import SCHEMA, JhbStore
 
@@ -32,7 +35,8 @@ class JhbBank:
         self.keyring = Keyring(context, self.store)
         self.notices = Notices(context, self.keyring)
         self.service = JhbService(context, self.store, self.notices)
-        self.gateway = Gateway(context, self.store, self.keyring, self.service)
+        self.quick_pay = QuickPay(context, self.store, Agreements(context.books), self.service)
+        self.gateway = Gateway(context, self.store, self.keyring, self.service, self.quick_pay)
         self._app = JhbApp(context, self.keyring, self.gateway, self.service).build()
 
     @property
@@ -56,6 +60,6 @@ def create_bank(context: BankContext) -> JhbBank:
 def _ensure_schema(context: BankContext) -> None:
     # The world opened the books with the core schema only; JHB adds its own tables idempotently.
     with context.books.tx() as conn:
-        for statement in SCHEMA.split(";"):
+        for statement in (SCHEMA + AGREEMENTS_SCHEMA).split(";"):
             if statement.strip():
                 conn.execute(statement)

@@ -30,6 +30,9 @@ class RetCode(StrEnum):
     SMS_WRONG = "1063"
     ELEMENTS_MISMATCH = "1064"
     CARD_INVALID = "1065"
+    SMS_TRIES_EXCEEDED = "1066"
+    BIND_TOKEN_INVALID = "1067"
+    AGREEMENT_INVALID = "1068"
     OUT_OF_MANDATE = "1071"
     BANK_UNAVAILABLE = "1091"
     PROCESSING = "2000"
@@ -55,6 +58,9 @@ RET_MSG: dict[RetCode, str] = {
     RetCode.SMS_WRONG: "短信验证码错误或已过期",
     RetCode.ELEMENTS_MISMATCH: "要素验证不一致",
     RetCode.CARD_INVALID: "卡号无效或已销户",
+    RetCode.SMS_TRIES_EXCEEDED: "短信验证码错误次数超限，请重新申请",
+    RetCode.BIND_TOKEN_INVALID: "签约令牌无效，请重新申请",
+    RetCode.AGREEMENT_INVALID: "协议号不存在或已解约",
     RetCode.OUT_OF_MANDATE: "超出代扣协议范围",
     RetCode.BANK_UNAVAILABLE: "银行系统暂不可用",
     RetCode.PROCESSING: "交易处理中",

@@ -19,12 +19,14 @@ from banksim.core.bank import BankContext
 from banksim.jhb import crypto, envelope, wire
 from banksim.jhb.codes import RET_MSG, JhbError, RetCode
 from banksim.jhb.keyring import Keyring
+from banksim.jhb.quickpay import QuickPay
 from banksim.jhb.service import Answer, JhbService
 from banksim.jhb.store import JhbStore, StoredDataKey
 
 log = logging.getLogger("banksim.jhb")
 
 Handler = Callable[[JhbService, str, Mapping[str, Any], str], Answer]
+QuickPayHandler = Callable[[QuickPay, str, Mapping[str, Any]], Answer]
 
 SERVICES: dict[str, Handler] = {
     "ebank.pay": lambda svc, partner, body, base: svc.ebank_pay(partner, wire.read_ebank_pay(body), base),
@@ -32,14 +34,16 @@ SERVICES: dict[str, Handler] = {
     "refund": lambda svc, partner, body, _: svc.refund(partner, wire.read_refund(body)),
     "refund.query": lambda svc, partner, body, _: svc.refund_query(partner, wire.read_refund_ref(body)),
 }
+QUICK_PAY_SERVICES: dict[str, QuickPayHandler] = {
+    "bind.apply": lambda qp, partner, body: qp.bind_apply(partner, wire.read_bind_apply(body)),
+    "bind.confirm": lambda qp, partner, body: qp.bind_confirm(partner, wire.read_bind_confirm(body)),
+    "bind.query": lambda qp, partner, body: qp.bind_query(partner, wire.read_no_agree(body)),
+    "unbind": lambda qp, partner, body: qp.unbind(partner, wire.read_no_agree(body)),
+    "pay": lambda qp, partner, body: qp.pay(partner, wire.read_quick_pay(body)),
+}
 # Services BANKS.md names that this simulator does not offer yet; they answer 1006.
 PLANNED_SERVICES = frozenset(
     {
-        "bind.apply",
-        "bind.confirm",
-        "bind.query",
-        "unbind",
-        "pay",
         "mandate.apply",
         "mandate.confirm",
         "mandate.revoke",
@@ -62,11 +66,14 @@ def plain_error(code: RetCode, detail: str | None = None) -> dict[str, Any]:
 
 
 class Gateway:
-    def __init__(self, context: BankContext, store: JhbStore, keyring: Keyring, service: JhbService) -> None:
+    def __init__(
+        self, context: BankContext, store: JhbStore, keyring: Keyring, service: JhbService, quick_pay: QuickPay
+    ) -> None:
         self._context = context
         self._store = store
         self._keyring = keyring
         self._service = service
+        self._quick_pay = quick_pay
 
     def handle(self, service_name: str, message: Any, pages_base_url: str) -> GatewayResult:
         try:
@@ -116,10 +123,14 @@ class Gateway:
 
     def _dispatch(self, service_name: str, partner_id: str, body: Mapping[str, Any], base_url: str) -> Answer:
         handler = SERVICES.get(service_name)
-        if handler is None:
+        quick_handler = QUICK_PAY_SERVICES.get(service_name)
+        if handler is None and quick_handler is None:
             detail = "服务暂未开通" if service_name in PLANNED_SERVICES else None
             return Answer(plain_error(RetCode.SERVICE_UNKNOWN, detail))
         try:
+            if quick_handler is not None:
+                return quick_handler(self._quick_pay, partner_id, body)
+            assert handler is not None
             return handler(self._service, partner_id, body, base_url)
         except JhbError as exc:
             return Answer(plain_error(exc.code, exc.message))

@@ -1,8 +1,8 @@
 """JHB's asynchronous notifications: sealed envelopes POSTed to the partner's `notify_url`.
 
 A notification is the same envelope as an answer, signed by JHB, with `head.service` set to
-`ebank.pay.notify` or `refund.notify` and `head.req_no` fixed per event (every retry and every
-duplicate carries the same one). The receiver must answer HTTP 200 with `{"ret_code": "0000"}`;
+`ebank.pay.notify`, `pay.notify` or `refund.notify` and `head.req_no` fixed per event (every
+retry and every duplicate carries the same one). The receiver must answer HTTP 200 with `{"ret_code": "0000"}`;
 anything else is retried on JHB's schedule (docs/banks/jhb.md, "Notifications").
 """
 
@@ -96,7 +96,8 @@ class Notices:
     def payment_finished(self, payment: Payment) -> None:
         self._send(
             partner_id=payment.partner_id,
-            service="ebank.pay.notify",
+            # `ebank.pay.notify` or `pay.notify` (quick pay): the service that created the order.
+            service=f"{payment.service}.notify",
             event_ref=f"N{payment.jhb_trade_no}",
             url=payment.notify_url,
             body=payment_notice_body(payment),

@@ -34,6 +34,9 @@ log = logging.getLogger("banksim.jhb")
 # An order the partner gives no `expire_time` stays payable this long.
 DEFAULT_ORDER_LIFETIME = timedelta(minutes=30)
 EBANK_SERVICE = "ebank.pay"
+QUICK_PAY_SERVICE = "pay"
+# The books' transfer kind for each way of paying, so a statement can tell the two apart.
+TRANSFER_KINDS = {EBANK_SERVICE: "jhb_ebank_pay", QUICK_PAY_SERVICE: "jhb_quick_pay"}
 
 DECLINE_CODES: dict[DeclineReason, RetCode] = {
     DeclineReason.INSUFFICIENT_FUNDS: RetCode.INSUFFICIENT_FUNDS,
@@ -79,7 +82,7 @@ class JhbService:
         if expire_at <= now:
             raise JhbError(RetCode.MESSAGE_MALFORMED, "expire_time has already passed")
         candidate = Payment(
-            jhb_trade_no=self._new_number("JHB", "jhb_trade"),
+            jhb_trade_no=self.new_number("JHB", "jhb_trade"),
             partner_id=partner_id,
             out_trade_no=request.out_trade_no,
             service=EBANK_SERVICE,
@@ -124,7 +127,7 @@ class JhbService:
             payment.status is PaymentStatus.PROCESSING
             and self._store.count_payment_query(payment.jhb_trade_no) > QUERIES_BEFORE_SUCCESS
         ):
-            payment = self._settle_payment(payment, PaymentStatus.PROCESSING)
+            payment = self.settle_payment(payment, PaymentStatus.PROCESSING)
         return Answer(self._payment_view(payment))
 
     def _payment_view(self, payment: Payment) -> dict[str, str]:
@@ -170,7 +173,8 @@ class JhbService:
 
     def payment_for_page(self, page_token: str) -> Payment:
         payment = self._store.payment_by_page_token(page_token) if page_token else None
-        if payment is None:
+        # Quick-pay orders have no payer pages; their internal page tokens never open one.
+        if payment is None or payment.service != EBANK_SERVICE:
             raise PageError("订单不存在或链接无效")
         return self._close_if_expired(payment)
 
@@ -198,11 +202,11 @@ class JhbService:
         magic = magic_for(payment.amount_minor)
         declined = MAGIC_DECLINES.get(magic)
         if declined is not None:
-            return self._fail_payment(payment, declined)
+            return self.fail_payment(payment, declined)
         if magic is Magic.SLOW_SUCCESS:
             self._store.update_payment(payment.jhb_trade_no, PaymentStatus.WAIT_PAY, status=PaymentStatus.PROCESSING)
             return self._reload(payment)
-        return self._settle_payment(payment, PaymentStatus.WAIT_PAY)
+        return self.settle_payment(payment, PaymentStatus.WAIT_PAY)
 
     def _payable(self, page_token: str) -> Payment:
         payment = self.payment_for_page(page_token)
@@ -212,14 +216,14 @@ class JhbService:
             raise PageError("订单已处理，请返回商户查看结果")
         return payment
 
-    def _settle_payment(self, payment: Payment, expected: PaymentStatus) -> Payment:
+    def settle_payment(self, payment: Payment, expected: PaymentStatus) -> Payment:
         """Move the money for a payment in `expected` state and record the outcome (once)."""
         now = self._context.clock.now()
         reserve = self._reserve_of(payment.partner_id)
         try:
             self._context.books.transfer(
                 bank_ref=payment.jhb_trade_no,
-                kind="jhb_ebank_pay",
+                kind=TRANSFER_KINDS[payment.service],
                 debit_acc=payment.card_no,
                 credit_acc=reserve,
                 amount_minor=payment.amount_minor,
@@ -229,7 +233,7 @@ class JhbService:
                 memo=f"{payment.partner_id} {payment.out_trade_no}",
             )
         except Declined as declined:
-            return self._fail_payment(payment, DECLINE_CODES[declined.reason], expected)
+            return self.fail_payment(payment, DECLINE_CODES[declined.reason], expected)
         if self._store.update_payment(
             payment.jhb_trade_no, expected, status=PaymentStatus.SUCCESS, finish_time=wire.format_time(now)
         ):
@@ -238,7 +242,7 @@ class JhbService:
             return settled
         return self._reload(payment)
 
-    def _fail_payment(
+    def fail_payment(
         self, payment: Payment, code: RetCode, expected: PaymentStatus = PaymentStatus.WAIT_PAY
     ) -> Payment:
         now = self._context.clock.now()
@@ -274,7 +278,7 @@ class JhbService:
         if payment.status is not PaymentStatus.SUCCESS:
             raise JhbError(RetCode.ORIGINAL_NOT_PAID)
         candidate = Refund(
-            jhb_refund_no=self._new_number("JHR", "jhb_refund"),
+            jhb_refund_no=self.new_number("JHR", "jhb_refund"),
             partner_id=partner_id,
             out_refund_no=request.out_refund_no,
             jhb_trade_no=payment.jhb_trade_no,
@@ -403,7 +407,7 @@ class JhbService:
     def _reserve_of(self, partner_id: str) -> str:
         return self._store.reserve_acc_no(partner_id) or self._context.profile.reserve_acc_no
 
-    def _new_number(self, prefix: str, sequence: str) -> str:
+    def new_number(self, prefix: str, sequence: str) -> str:
         """JHB's own numbers: prefix, business date, 10-digit sequence (21 characters)."""
         number = self._context.books.next_sequence(sequence)
         return f"{prefix}{self._context.clock.business_date():%Y%m%d}{number:010d}"

@@ -23,6 +23,10 @@ TIME_FORMAT = "%Y%m%d%H%M%S"
 _YUAN = re.compile(r"(0|[1-9][0-9]{0,11})\.([0-9]{2})")
 _ORDER_NO = re.compile(r"[A-Za-z0-9_\-]{1,32}")
 _TIME = re.compile(r"[0-9]{14}")
+_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+_VERIFY_CODE = re.compile(r"[0-9]{6}")
+# `id_type` "0" is the resident ID card (居民身份证), the only kind the simulator binds.
+ID_TYPE_RESIDENT = "0"
 
 
 def parse_yuan(value: Any) -> int:
@@ -158,3 +162,72 @@ def read_refund_ref(body: Mapping[str, Any]) -> RefundRef:
     if not ref.out_refund_no and not ref.jhb_refund_no:
         raise JhbError(RetCode.MESSAGE_MALFORMED, "out_refund_no or jhb_refund_no is required")
     return ref
+
+
+@dataclass(frozen=True, slots=True)
+class BindApplyRequest:
+    card_no: str
+    acct_name: str
+    id_no: str
+    bind_mob: str
+    user_id: str
+
+    def __repr__(self) -> str:
+        # The four elements never reach logs.
+        return f"BindApplyRequest(card=…{self.card_no[-4:]})"
+
+
+@dataclass(frozen=True, slots=True)
+class BindConfirmRequest:
+    token: str
+    verify_code: str
+
+    def __repr__(self) -> str:
+        return "BindConfirmRequest(token=…, verify_code=<redacted>)"
+
+
+@dataclass(frozen=True, slots=True)
+class QuickPayRequest:
+    no_agree: str
+    out_trade_no: str
+    amount_fen: int
+    subject: str
+    notify_url: str
+
+
+def read_bind_apply(body: Mapping[str, Any]) -> BindApplyRequest:
+    id_type = body.get("id_type")
+    if id_type not in (None, "", ID_TYPE_RESIDENT):
+        raise JhbError(RetCode.MESSAGE_MALFORMED, 'id_type must be "0" (resident ID card)')
+    bind_mob = _text(body, "bind_mob", 11)
+    if _MOBILE.fullmatch(bind_mob) is None:
+        raise JhbError(RetCode.MESSAGE_MALFORMED, "bind_mob must be an 11-digit mainland mobile number")
+    return BindApplyRequest(
+        # A card number of the wrong shape is an invalid card (1065), not a malformed message.
+        card_no=_text(body, "card_no", 32).replace(" ", ""),
+        acct_name=_text(body, "acct_name", 64),
+        id_no=_text(body, "id_no", 18),
+        bind_mob=bind_mob,
+        user_id=_text(body, "user_id", 64, required=False),
+    )
+
+
+def read_bind_confirm(body: Mapping[str, Any]) -> BindConfirmRequest:
+    verify_code = _text(body, "verify_code", 6)
+    if _VERIFY_CODE.fullmatch(verify_code) is None:
+        raise JhbError(RetCode.MESSAGE_MALFORMED, "verify_code must be 6 digits")
+    return BindConfirmRequest(token=_text(body, "token", 64), verify_code=verify_code)
+
+
+def read_no_agree(body: Mapping[str, Any]) -> str:
+    return _text(body, "no_agree", 32)
+
+
+def read_quick_pay(body: Mapping[str, Any]) -> QuickPayRequest:
+    return QuickPayRequest(
+        no_agree=_text(body, "no_agree", 32),
+        out_trade_no=_order_no(body, "out_trade_no"),
+        amount_fen=parse_yuan(body.get("amount")),
+        subject=_text(body, "subject", 128),
+        notify_url=_url(body, "notify_url"),
+    )
