@@ -7,6 +7,7 @@ the pieces down.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 
 from sqlalchemy import Engine
@@ -17,11 +18,16 @@ from tianpay.adapters.db.engine import make_engine
 from tianpay.adapters.db.unit_of_work import SqlUnitOfWork
 from tianpay.adapters.ids import UlidGenerator
 from tianpay.adapters.keys import FileKeyIssuer, PlatformSigningKey, load_or_create_platform_key
+from tianpay.adapters.passwords import Argon2PasswordHasher
+from tianpay.adapters.pii import VaultPiiCipher
+from tianpay.adapters.rate_limits import LimitsSendLimiter, SqlLimitsStorage
+from tianpay.adapters.sms import OutboxSmsSender
 from tianpay.adapters.vault import AesGcmVault
 from tianpay.channels.registry import ChannelRegistry, load_channels
 from tianpay.config import Settings
 from tianpay.ports.clock import Clock, IdGenerator
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
+from tianpay.services.member_tools import MemberTools
 
 
 @dataclass
@@ -47,6 +53,29 @@ class Container:
         if configured is not None:
             return AesGcmVault.from_hex(configured.get_secret_value())
         return AesGcmVault.from_key_file(self.settings.keys_dir / "vault.key")
+
+    @cached_property
+    def sms_outbox(self) -> OutboxSmsSender:
+        return OutboxSmsSender(self.engine, self.vault, self.clock)
+
+    @cached_property
+    def member_tools(self) -> MemberTools:
+        """What member, SMS and wallet services need: PII cipher, argon2id, SMS outbox, send limits."""
+        settings = self.settings
+        return MemberTools(
+            clock=self.clock,
+            ids=self.ids,
+            cipher=VaultPiiCipher(self.vault),
+            hasher=Argon2PasswordHasher(
+                time_cost=settings.argon2_time_cost,
+                memory_cost_kib=settings.argon2_memory_cost_kib,
+                parallelism=settings.argon2_parallelism,
+            ),
+            sms=self.sms_outbox,
+            sms_limiter=LimitsSendLimiter(SqlLimitsStorage(self.engine, self.clock), settings.sms_send_limits),
+            session_lifetime=timedelta(seconds=settings.member_session_lifetime_s),
+            wallet_sms_threshold_minor=settings.wallet_sms_threshold_minor,
+        )
 
     @cached_property
     def key_issuer(self) -> FileKeyIssuer:

@@ -39,11 +39,31 @@ class Settings(BaseSettings):
     # When an attempt still processing is first re-queried, and the longest wait between queries.
     requery_first_after_s: float = 60.0
     requery_max_interval_s: float = 1800.0
+    # How long after a payment's expiry a bank's "no such order" becomes final (docs/gateway.md,
+    # "Absent orders"). Only a demo or a test on compressed time should shorten it.
+    absent_order_margin_s: float = Field(default=900.0, ge=0)
     worker_poll_interval_s: float = 1.0
+
+    # Quick-pay circuit breaker per channel (docs/routing.md): opens after this many bad results in a
+    # row within the window, lets one probe through after the cool-down.
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_window_s: float = Field(default=60.0, gt=0)
+    breaker_cool_down_s: float = Field(default=30.0, gt=0)
 
     # The key that encrypts card and ID numbers at rest (AES-256-GCM, 32 bytes hex). When unset the
     # platform creates one under the data directory at first start and keeps it there.
     vault_key_hex: SecretStr | None = None
+
+    # Members and the wallet (docs/members.md, docs/wallet.md). The argon2id cost defaults to the RFC
+    # 9106 low-memory profile; tests lower it. The SMS outbox page is for `tianpay up` and tests only.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_cost_kib: int = Field(default=65536, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)
+    sms_send_limits: str = "1/minute;10/day"
+    dev_sms_outbox: bool = False
+    member_session_lifetime_s: int = Field(default=12 * 3600, gt=0)
+    # A wallet payment above this many fen also needs an SMS code; unset: the payment password suffices.
+    wallet_sms_threshold_minor: int | None = Field(default=None, ge=0)
 
     @property
     def resolved_database_url(self) -> str:

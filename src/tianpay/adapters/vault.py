@@ -16,7 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _VERSION = "v1"
 _NONCE_BYTES = 12
@@ -28,6 +30,8 @@ class AesGcmVault:
         if len(key) != KEY_BYTES:
             raise ValueError("the vault key must be 32 bytes (AES-256)")
         self._aead = AESGCM(key)
+        # Kept only to derive purpose keys (``derive_key``); never written or logged anywhere.
+        self._key = key
         # A short, non-secret tag of the key lets a future key rotation tell which key sealed what.
         self._key_tag = hashlib.sha256(b"tianpay-vault-key-tag" + key).hexdigest()[:8]
 
@@ -43,6 +47,13 @@ class AesGcmVault:
     def from_key_file(cls, path: Path) -> AesGcmVault:
         """Reads the key file, creating it (mode 0600) with a random key the first time."""
         return cls.from_hex(read_or_create_secret_file(path, lambda: secrets.token_hex(KEY_BYTES)))
+
+    def derive_key(self, label: str) -> bytes:
+        """A 32-byte key for one purpose (e.g. PII fingerprints), derived one-way with HKDF-SHA256.
+
+        A derived key reveals nothing about the vault key, and each label gives an unrelated key.
+        """
+        return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=label.encode()).derive(self._key)
 
     def seal(self, plaintext: bytes, *, context: str) -> str:
         nonce = secrets.token_bytes(_NONCE_BYTES)

@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tianpay.channels.hbb import HbbChannel, build_hbb_channel, load_hbb_config, onboard_hbb
-from tianpay.channels.jhb import JhbChannel, build_jhb_channel
+from tianpay.channels.hbb import HbbChannel, load_hbb_config, onboard_hbb
+from tianpay.channels.hbb.quickpay import build_hbb_quick_pay_channel
+from tianpay.channels.jhb import JhbChannel
 from tianpay.channels.jhb.onboarding import OnboardingError, config_from_onboarding
 from tianpay.channels.jhb.onboarding import onboard as onboard_jhb
+from tianpay.channels.jhb.quickpay import build_jhb_quick_pay_channel
 from tianpay.domain.errors import NotFound
-from tianpay.ports.channels import OnlineBankingChannel, RefundChannel
+from tianpay.ports.channels import OnlineBankingChannel, QuickPayChannel, QuickPayRoute, RefundChannel
 
 # The cashier shows banks in this order.
 BANK_ORDER = ("HBB", "JHB", "BCB")
@@ -31,11 +33,27 @@ BANK_NAMES = {
 # JHB 1011 (jhb-adapter.md).
 ORDER_NOT_FOUND_CODES: dict[str, frozenset[str]] = {"HBB": frozenset({"34"}), "JHB": frozenset({"1011"})}
 
+# Quick-pay routing configuration per bank (docs/routing.md): per-payment limits in fen (both banks
+# cap a card at ¥50,000.00 per transaction, docs/banks/simulators.md) and what the bank charges us,
+# in the default preference order. Deployments with real contracts would read these from settings.
+QUICK_PAY_ROUTES: tuple[QuickPayRoute, ...] = (
+    QuickPayRoute("HBB", min_amount_minor=1, max_amount_minor=5_000_000, cost_bps=25),
+    QuickPayRoute("JHB", min_amount_minor=1, max_amount_minor=5_000_000, cost_bps=30),
+)
+# Bank codes that speak about the payer or the card, not about the bank's health: the circuit
+# breaker does not count them (an empty account must not take a bank out of rotation for everyone).
+PAYER_DECLINE_CODES: dict[str, frozenset[str]] = {
+    "HBB": frozenset({"14", "51", "61", "62", "63", "64", "65", "66"}),
+    "JHB": frozenset({"1051", "1061", "1062", "1063", "1064", "1065", "1066", "1067", "1068"}),
+}
+
 
 @dataclass
 class ChannelRegistry:
     online: dict[str, OnlineBankingChannel] = field(default_factory=dict)
     refund: dict[str, RefundChannel] = field(default_factory=dict)
+    quick: dict[str, QuickPayChannel] = field(default_factory=dict)
+    routes: tuple[QuickPayRoute, ...] = QUICK_PAY_ROUTES
     _closers: list[HbbChannel | JhbChannel] = field(default_factory=list)
 
     def online_banking(self, bank: str) -> OnlineBankingChannel:
@@ -53,6 +71,16 @@ class ChannelRegistry:
     def online_banking_banks(self) -> list[str]:
         return [code for code in BANK_ORDER if code in self.online]
 
+    def quick_pay(self, bank: str) -> QuickPayChannel:
+        try:
+            return self.quick[bank]
+        except KeyError:
+            raise NotFound(f"bank {bank!r} does not offer quick pay here", param="bank") from None
+
+    def quick_pay_routes(self) -> list[QuickPayRoute]:
+        """Routes of the banks connected for quick pay, in the configured preference order."""
+        return [route for route in self.routes if route.bank in self.quick]
+
     def close(self) -> None:
         for channel in self._closers:
             channel.close()
@@ -62,17 +90,19 @@ def load_channels(data_dir: Path, *, timeout_s: float = 10.0) -> ChannelRegistry
     registry = ChannelRegistry()
     hbb_config = load_hbb_config(data_dir, timeout_s=timeout_s)
     if hbb_config is not None:
-        hbb = build_hbb_channel(hbb_config)
+        hbb = build_hbb_quick_pay_channel(hbb_config)
         registry.online["HBB"] = hbb
         registry.refund["HBB"] = hbb
+        registry.quick["HBB"] = hbb
         registry._closers.append(hbb)
     try:
-        jhb = build_jhb_channel(config_from_onboarding(data_dir, timeout_s=timeout_s))
+        jhb = build_jhb_quick_pay_channel(config_from_onboarding(data_dir, timeout_s=timeout_s))
     except OnboardingError:
         jhb = None
     if jhb is not None:
         registry.online["JHB"] = jhb
         registry.refund["JHB"] = jhb
+        registry.quick["JHB"] = jhb
         registry._closers.append(jhb)
     return registry
 

@@ -18,6 +18,7 @@ from tianpay.domain.ledger import (
     bank_reserve,
     credit,
     debit,
+    member_wallet,
     merchant_pending,
 )
 from tianpay.domain.money import Money
@@ -132,3 +133,58 @@ def refund_failed(requested: JournalEntry) -> JournalEntry:
     if requested.event != REFUND_REQUESTED:
         raise ValueError("only a refund's request entry is reversed when it fails")
     return requested.reversal(REFUND_FAILED)
+
+
+# ---- the wallet (account mode) ---------------------------------------------------------------------
+
+WALLET_TOP_UP_SUCCEEDED: Final = "wallet_top_up.succeeded"
+
+
+def wallet_payment_succeeded(
+    *, payment_id: str, merchant_id: str, member_id: str, amount: Money, fee: Money
+) -> JournalEntry:
+    """A payment made from a member's wallet: Dr ``member:U:wallet`` / Cr ``merchant:M:pending``, + fee.
+
+    The wallet may not go negative: posting this entry is what refuses an overdraft (the ledger's
+    conditional write), so it must be the last write that can fail in its unit of work.
+    """
+    if not amount.is_positive:
+        raise ValueError("a succeeded payment moves a positive amount")
+    if fee.minor < 0 or fee.minor > amount.minor:
+        raise ValueError("a fee is between zero and the amount")
+    legs: list[Posting] = [debit(member_wallet(member_id), amount), credit(merchant_pending(merchant_id), amount)]
+    if fee.is_positive:
+        legs += [debit(merchant_pending(merchant_id), fee), credit(PLATFORM_FEE_INCOME, fee)]
+    return JournalEntry(PAYMENT_SUCCEEDED, payment_id, tuple(legs), f"payment {payment_id} paid from a wallet")
+
+
+def wallet_top_up_succeeded(*, top_up_id: str, member_id: str, bank: str, amount: Money) -> JournalEntry:
+    """A top-up paid at ``bank``: Dr ``bank:B:reserve`` / Cr ``member:U:wallet`` (no fee)."""
+    if not amount.is_positive:
+        raise ValueError("a top-up moves a positive amount")
+    return JournalEntry(
+        WALLET_TOP_UP_SUCCEEDED,
+        top_up_id,
+        (debit(bank_reserve(bank), amount), credit(member_wallet(member_id), amount)),
+        f"top-up {top_up_id} paid at {bank}",
+    )
+
+
+def wallet_refund(
+    *, refund_id: str, payment_id: str, merchant_id: str, member_id: str, amount: Money, fee_returned: Money
+) -> JournalEntry:
+    """A refund of a wallet payment, back to the wallet at once: Dr ``merchant:M:pending`` / Cr
+    ``member:U:wallet``, with the pro-rata fee return Dr ``platform:fee_income`` / Cr ``merchant:M:pending``.
+
+    It is the refund's only entry (no bank, nothing in transit), booked under ``refund.succeeded``.
+    """
+    if not amount.is_positive:
+        raise ValueError("a refund moves a positive amount")
+    if fee_returned.minor < 0 or fee_returned.minor > amount.minor:
+        raise ValueError("a fee return is between zero and the refund")
+    legs: list[Posting] = [debit(merchant_pending(merchant_id), amount), credit(member_wallet(member_id), amount)]
+    if fee_returned.is_positive:
+        legs += [debit(PLATFORM_FEE_INCOME, fee_returned), credit(merchant_pending(merchant_id), fee_returned)]
+    return JournalEntry(
+        REFUND_SUCCEEDED, refund_id, tuple(legs), f"refund {refund_id} of wallet payment {payment_id}"
+    )

@@ -176,6 +176,31 @@ def merchant_create(
     console.print(f"webhook secret (shown once): {created.webhook_secret}")
 
 
+@merchant_app.command("update")
+def merchant_update(
+    merchant_id: Annotated[str, typer.Option("--merchant", help="The merchant id (mch_…).")],
+    webhook_url: Annotated[str, typer.Option("--webhook-url", help="Where notifications go from now on.")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonOutput = False,
+) -> None:
+    """Change a merchant's webhook URL; events still waiting in the outbox go to the new one."""
+    from tianpay.domain.errors import DomainError
+    from tianpay.services.merchants import set_webhook_url
+
+    container = open_container(data_dir)
+    try:
+        set_webhook_url(container.uow, merchant_id, webhook_url)
+    except DomainError as exc:
+        console.print(f"[red]refused[/red]: {exc.message}")
+        raise typer.Exit(2) from None
+    finally:
+        container.close()
+    if as_json:
+        emit_json({"merchant_id": merchant_id, "webhook_url": webhook_url})
+    else:
+        console.print(f"merchant [bold]{merchant_id}[/bold] now notifies {webhook_url}")
+
+
 @merchant_app.command("rotate-key")
 def merchant_rotate_key(
     merchant_id: Annotated[str, typer.Option("--merchant", help="The merchant id (mch_…).")],
@@ -276,6 +301,24 @@ def up_command(
     from tianpay.entrypoints.launcher import up
 
     raise typer.Exit(up(data_dir=data_dir, host=host, port=port, as_json=as_json))
+
+
+@app.command("demo")
+def demo_command(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Run in this directory instead of a new temporary one."),
+    ] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the data directory afterwards.")] = False,
+    port: Annotated[int, typer.Option("--port", help="The platform's port (0: any free block).")] = 0,
+    timeout_s: Annotated[
+        float, typer.Option("--timeout-s", help="How long to wait for every outcome to settle.")
+    ] = 150.0,
+) -> None:
+    """A scripted tour of gateway mode on a fresh instance, checked against the banks and the ledger."""
+    from tianpay.entrypoints.demo import run_demo
+
+    raise typer.Exit(run_demo(data_dir=data_dir, keep=keep, port=port, timeout_s=timeout_s))
 
 
 def main() -> None:

@@ -17,5 +17,6 @@ def gateway_settings(container: Container) -> GatewaySettings:
         base_url=settings.base_url,
         requery_first_after_s=settings.requery_first_after_s,
         requery_max_interval_s=settings.requery_max_interval_s,
+        absent_order_margin_s=settings.absent_order_margin_s,
         order_not_found_codes=ORDER_NOT_FOUND_CODES,
     )

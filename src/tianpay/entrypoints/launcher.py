@@ -35,6 +35,9 @@ class Supervisor:
     """Owns the child processes and stops them all, in reverse order, exactly once."""
 
     children: list[Child] = field(default_factory=list)
+    # Where children's output goes: None inherits the terminal (``tianpay up``); ``tianpay demo``
+    # sends it to a log file so its own progress display stays readable.
+    output: IO[str] | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(
@@ -42,8 +45,8 @@ class Supervisor:
     ) -> Child:
         process = subprocess.Popen(  # noqa: S603 - argv is built from our own executable and options
             list(argv),
-            stdout=subprocess.PIPE if capture else None,
-            stderr=None,
+            stdout=subprocess.PIPE if capture else self.output,
+            stderr=self.output,
             text=True,
             env={**os.environ, **(env or {})},
             start_new_session=True,
@@ -138,8 +141,10 @@ def banks_argv(data_dir: Path, host: str, base_port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def start_banks(supervisor: Supervisor, data_dir: Path, host: str, base_port: int) -> dict[str, str]:
-    child = supervisor.start("banks", banks_argv(data_dir, host, base_port), capture=True)
+def start_banks(
+    supervisor: Supervisor, data_dir: Path, host: str, base_port: int, *, env: dict[str, str] | None = None
+) -> dict[str, str]:
+    child = supervisor.start("banks", banks_argv(data_dir, host, base_port), env=env, capture=True)
     urls = read_json_line(child.process.stdout)
     # Keep draining the child's stdout so a chatty bank can never block on a full pipe.
     threading.Thread(target=lambda: [None for _ in child.process.stdout or []], daemon=True).start()
@@ -152,24 +157,45 @@ def platform_argv(command: str, data_dir: Path, *extra: str) -> list[str]:
 
 def up(*, data_dir: Path, host: str, port: int, as_json: bool) -> int:
     """Brings every process up on loopback, prints where they are, and runs until signalled."""
+    supervisor, summary = bring_up(data_dir=data_dir, host=host, port=port)
+    if as_json:
+        sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    else:
+        print_summary(summary)
+    return supervisor.wait_until_signalled()
+
+
+def bring_up(
+    *, data_dir: Path, host: str, port: int, env: dict[str, str] | None = None, output: IO[str] | None = None
+) -> tuple[Supervisor, dict[str, Any]]:
+    """Starts the banks, the API server and the worker once they answer; returns them and the summary.
+
+    ``env`` is added to every child's environment (``tianpay demo`` compresses the schedules with it)
+    and ``output`` receives their logs. On failure every child already started is stopped.
+    """
     from tianpay.bootstrap import build_container
     from tianpay.channels.registry import onboard_banks
     from tianpay.config import Settings
     from tianpay.entrypoints.demo_merchant import ensure_demo_merchant
 
     data_dir = data_dir.resolve()
+    # A local instance shows the platform's SMS outbox at /wallet/_dev/sms (never set in production).
+    env = {"TIANPAY_DEV_SMS_OUTBOX": "true", **(env or {})}
     container = build_container(Settings(data_dir=data_dir, host=host, port=port))
     # Migrations run once here, before any child starts, so two processes never migrate at once.
     container.upgrade_database()
-    supervisor = Supervisor()
+    supervisor = Supervisor(output=output)
     try:
-        bank_urls = start_banks(supervisor, data_dir, host, port + 1)
+        bank_urls = start_banks(supervisor, data_dir, host, port + 1, env=env)
         onboard_banks(data_dir, bank_urls)
         demo = ensure_demo_merchant(container)
         database_url = container.engine.url.render_as_string(hide_password=True)
         api_url = f"http://{host}:{port}"
-        serve = supervisor.start("serve", platform_argv("serve", data_dir, "--host", host, "--port", str(port)))
-        supervisor.start("worker", platform_argv("worker", data_dir))
+        serve = supervisor.start(
+            "serve", platform_argv("serve", data_dir, "--host", host, "--port", str(port)), env=env
+        )
+        supervisor.start("worker", platform_argv("worker", data_dir), env=env)
         wait_until_answering(f"{api_url}/v1/platform-keys", is_alive=lambda: serve.process.poll() is None)
     except Exception:
         supervisor.stop()
@@ -189,12 +215,7 @@ def up(*, data_dir: Path, host: str, port: int, as_json: bool) -> int:
         },
         "operator": None,
     }
-    if as_json:
-        sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
-    else:
-        print_summary(summary)
-    return supervisor.wait_until_signalled()
+    return supervisor, summary
 
 
 def print_summary(summary: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from tianpay.services.gateway import requery_attempts
 from tianpay.services.notifications import DispatchPolicy, dispatch_due_events
 from tianpay.services.payments import expire_payments
 from tianpay.services.refunds import RequeryPolicy, process_late_success_refunds, requery_refunds
+from tianpay.services.wallet import pay_after_top_ups
 
 log = get_logger(__name__)
 
@@ -145,6 +146,7 @@ def build_worker(container: Container, *, worker_id: str | None = None, sender: 
         FunctionJob("payment_expiry", lambda now: expire_payments(container.uow, now, max_batches=1)),
         requery_job(container),
         *refund_jobs(container),
+        FunctionJob("wallet_pay_after_top_up", lambda now: pay_after_top_ups(container.uow, container.member_tools)),
     ]
     return Worker(
         jobs=jobs,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -161,4 +161,155 @@ class ChannelDirectory(Protocol):
 
     def online_banking_banks(self) -> list[str]:
         """Banks a payer can choose at the cashier, in display order."""
+        ...
+
+
+# ---- quick pay (快捷支付): card binding with the four elements + SMS, then pay by token ---------------
+
+
+class BindingFailure(enum.StrEnum):
+    """Why a bank refused to bind a card, in the platform's words (the merchant API's error codes).
+
+    Every adapter maps each of its bank's codes to exactly one of these; a code it does not know is
+    ``BANK_DECLINED`` (a failure) only when the bank said "failed" explicitly.
+    """
+
+    CARD_ELEMENTS_MISMATCH = "card_elements_mismatch"
+    CARD_FROZEN = "card_frozen"
+    CARD_INVALID = "card_invalid"
+    SMS_CODE_INVALID = "sms_code_invalid"
+    SMS_CODE_EXPIRED = "sms_code_expired"
+    SMS_CODE_ATTEMPTS_EXCEEDED = "sms_code_attempts_exceeded"
+    BANK_DECLINED = "bank_declined"
+
+
+@dataclass(frozen=True, slots=True)
+class CardHolder:
+    """The four elements (四要素) a bank checks before binding: none of them ever appears in a repr."""
+
+    card_number: str = field(repr=False)
+    name: str = field(repr=False)
+    id_number: str = field(repr=False)
+    phone: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BindingRequest:
+    """Asks the bank to check the four elements and text a code to the reserved phone.
+
+    ``binding_id`` is our id for the binding (the bank's order number for it); ``member_ref``
+    names the member to banks that tie agreements to a user (JHB ``user_id``).
+    """
+
+    binding_id: str
+    member_ref: str
+    holder: CardHolder
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BindingApplied:
+    """The bank's answer to a binding request.
+
+    SUCCEEDED: the code was texted and ``bank_token`` (when the bank gives one) must come back with
+    it. FAILED carries ``failure``. NOT_SUBMITTED / UNKNOWN: no code can be relied on; the payer
+    applies again (a binding moves no money, so nothing needs to be queried).
+    """
+
+    outcome: Outcome
+    bank_token: str | None = field(default=None, repr=False)
+    failure: BindingFailure | None = None
+    bank_code: str | None = None
+    bank_message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BindingConfirmation:
+    """The SMS code the payer typed, with what the bank needs to finish the binding it started."""
+
+    binding_id: str
+    member_ref: str
+    holder: CardHolder
+    applied_at: datetime
+    sms_code: str = field(repr=False)
+    bank_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BindingConfirmed:
+    """SUCCEEDED with ``card_token`` (HBB ``token``, JHB ``no_agree``), or FAILED with ``failure``."""
+
+    outcome: Outcome
+    card_token: str | None = field(default=None, repr=False)
+    failure: BindingFailure | None = None
+    bank_code: str | None = None
+    bank_message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QuickPayOrder:
+    """A payment by a bound card: no payer step at the bank, the answer comes back on the call."""
+
+    attempt_id: str
+    member_ref: str
+    amount: Money
+    subject: str
+    created_at: datetime
+    notify_url: str
+    card_token: str = field(repr=False)
+
+
+class QuickPayChannel(Protocol):
+    """A bank's quick-pay (快捷/协议支付) interface: bind a card in two steps, pay with its token.
+
+    ``pay`` is sent exactly once; anything but an explicit answer is UNKNOWN and ``query_payment``
+    resolves it (the same query as online banking: both are payments at the bank).
+    """
+
+    code: str
+
+    def apply_binding(self, request: BindingRequest) -> BindingApplied: ...
+
+    def confirm_binding(self, confirmation: BindingConfirmation) -> BindingConfirmed: ...
+
+    def unbind(self, card_token: str, member_ref: str) -> ChannelResult:
+        """Tells the bank to forget the agreement; a bank that keeps no agreement answers SUCCEEDED."""
+        ...
+
+    def pay(self, order: QuickPayOrder) -> ChannelResult: ...
+
+    def query_payment(self, attempt_id: str, created_at: datetime) -> ChannelResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QuickPayRoute:
+    """What the router knows about one bank's quick-pay channel (configuration, not health).
+
+    Limits are per payment in minor units; cost is what the bank charges the platform, used to
+    prefer the cheaper of two healthy channels.
+    """
+
+    bank: str
+    min_amount_minor: int
+    max_amount_minor: int
+    cost_bps: int
+    cost_fixed_minor: int = 0
+
+    def accepts(self, amount: Money) -> bool:
+        return self.min_amount_minor <= amount.minor <= self.max_amount_minor
+
+    def cost_minor(self, amount: Money) -> int:
+        # Comparison only (never booked), so integer floor division is exact enough.
+        return self.cost_fixed_minor + amount.minor * self.cost_bps // 10_000
+
+
+class QuickPayDirectory(Protocol):
+    """The quick-pay channels the platform is connected to, and their routing configuration."""
+
+    def quick_pay(self, bank: str) -> QuickPayChannel:
+        """The bank's quick-pay channel; raises NotFound for a bank that offers none here."""
+        ...
+
+    def quick_pay_routes(self) -> list[QuickPayRoute]:
+        """Every quick-pay channel's route, in the platform's default preference order."""
         ...

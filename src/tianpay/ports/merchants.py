@@ -32,6 +32,10 @@ class MerchantRepository(Protocol):
         """Sets when a key stops being accepted (the end of a rotation's overlap)."""
         ...
 
+    def set_webhook_url(self, merchant_id: str, webhook_url: str | None) -> bool:
+        """Changes where the merchant's notifications go; False when there is no such merchant."""
+        ...
+
     def set_fee_plan(self, plan: FeePlan) -> None:
         """Replaces the merchant's fee plan."""
         ...

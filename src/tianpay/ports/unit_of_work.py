@@ -11,14 +11,17 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self
 
+from tianpay.ports.card_bindings import CardBindingRepository, ChannelHealthRepository
 from tianpay.ports.gateway import AttemptQueryRepository, OperatorAlertRepository
 from tianpay.ports.idempotency import IdempotencyRepository
 from tianpay.ports.ledger import LedgerRepository
+from tianpay.ports.members import MemberRepository, SmsCodeRepository
 from tianpay.ports.merchants import MerchantRepository
 from tianpay.ports.outbox import OutboxRepository
 from tianpay.ports.payments import PaymentRepository
 from tianpay.ports.refunds import RefundRepository
 from tianpay.ports.replays import ReplayRepository
+from tianpay.ports.wallet import WalletRepository
 
 
 class UnitOfWork(Protocol):
@@ -31,6 +34,11 @@ class UnitOfWork(Protocol):
     refunds: RefundRepository
     attempt_queries: AttemptQueryRepository
     alerts: OperatorAlertRepository
+    members: MemberRepository
+    sms_codes: SmsCodeRepository
+    wallet: WalletRepository
+    card_bindings: CardBindingRepository
+    channel_health: ChannelHealthRepository
 
     def __enter__(self) -> Self: ...
 

@@ -103,8 +103,7 @@ def create_merchant(uow_factory: UnitOfWorkFactory, tools: KeyTools, request: Ne
     name = request.name.strip()
     if not name or len(name) > MAX_NAME_LENGTH:
         raise InvalidMerchant(f"a merchant name has 1–{MAX_NAME_LENGTH} characters", param="name")
-    if request.webhook_url is not None and not request.webhook_url.startswith(("https://", "http://")):
-        raise InvalidMerchant("the webhook URL must be http(s)", param="webhook_url")
+    _check_webhook_url(request.webhook_url)
     merchant = Merchant(
         id=tools.ids.new(ids.MERCHANT),
         name=name,
@@ -121,6 +120,24 @@ def create_merchant(uow_factory: UnitOfWorkFactory, tools: KeyTools, request: Ne
         issued = _issue_key(uow, tools, merchant.id, request.key)
         uow.commit()
     return MerchantCreated(merchant.id, issued, merchant.webhook_secret)
+
+
+def set_webhook_url(uow_factory: UnitOfWorkFactory, merchant_id: str, webhook_url: str | None) -> None:
+    """Points the merchant's notifications at ``webhook_url`` (None: keep them in the outbox only).
+
+    Deliveries read the URL when they are sent, so events already waiting go to the new address.
+    Raises InvalidMerchant for a URL that is not http(s), NotFound for an unknown merchant.
+    """
+    _check_webhook_url(webhook_url)
+    with uow_factory() as uow:
+        if not uow.merchants.set_webhook_url(merchant_id, webhook_url):
+            raise NotFound(f"no merchant {merchant_id}", param="merchant_id")
+        uow.commit()
+
+
+def _check_webhook_url(webhook_url: str | None) -> None:
+    if webhook_url is not None and not webhook_url.startswith(("https://", "http://")):
+        raise InvalidMerchant("the webhook URL must be http(s)", param="webhook_url")
 
 
 def rotate_key(

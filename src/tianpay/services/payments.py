@@ -16,6 +16,7 @@ from datetime import datetime
 
 from tianpay.domain import ids as id_prefixes
 from tianpay.domain.errors import Conflict, DomainError, IllegalTransition, NotFound
+from tianpay.domain.ledger import JournalEntry
 from tianpay.domain.merchant import FeePlan
 from tianpay.domain.money import Money
 from tianpay.domain.notifications import EventType, iso_utc
@@ -35,11 +36,13 @@ from tianpay.domain.payment import (
     event_after_failure,
     new_payment,
 )
-from tianpay.domain.posting_rules import bank_payment_succeeded, late_attempt_succeeded
+from tianpay.domain.posting_rules import bank_payment_succeeded, late_attempt_succeeded, wallet_payment_succeeded
+from tianpay.domain.wallet import TOP_UP_MERCHANT_ID, WALLET_BANK, WALLET_CHANNEL, WalletPayment
 from tianpay.ports.clock import Clock, IdGenerator
 from tianpay.ports.payments import LateSuccessRefund, PagePosition, PaymentFilter, Transition
 from tianpay.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from tianpay.services.idempotency import run_idempotent
+from tianpay.services.top_ups import credit_top_up
 
 IDEMPOTENCY_SCOPE = "payments"
 DEFAULT_PAGE_SIZE = 20
@@ -397,6 +400,59 @@ def record_attempt_failed(
         return AttemptRecorded(payment, failed, Recorded.RECORDED)
 
 
+def pay_from_wallet(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    ids: IdGenerator,
+    payment_id: str,
+    *,
+    member_id: str,
+    merchant_id: str | None = None,
+) -> AttemptRecorded:
+    """Pays the payment from the member's wallet, in one unit of work, or changes nothing at all.
+
+    The attempt (on the ``wallet`` channel), the payment's transitions, the journal entry (Dr
+    ``member:U:wallet`` / Cr ``merchant:M:pending`` + fee) and the ``payment.succeeded`` event commit
+    together. InsufficientBalance (the ledger's conditional write) rolls every one of them back.
+    Only ``wallet`` and ``cashier`` payments may be paid so; the caller has checked the payment
+    password. Paying again a payment this member's wallet already paid is REPLAYED.
+    """
+    with uow_factory() as uow:
+        payment = _locked(uow, payment_id)
+        if merchant_id is not None and payment.merchant_id != merchant_id:
+            raise NotFound(f"no payment {payment_id}", param="id")
+        if payment.method not in (PaymentMethod.WALLET, PaymentMethod.CASHIER):
+            raise MethodNotAllowed(f"a {payment.method.value} payment is not paid from a wallet", param="method")
+        if payment.status is PaymentStatus.SUCCEEDED and payment.succeeded_attempt_id is not None:
+            paid_by = uow.wallet.payment_of_attempt(payment.succeeded_attempt_id)
+            if paid_by is not None and paid_by.member_id == member_id:
+                attempt = uow.payments.get_attempt(payment.succeeded_attempt_id)
+                assert attempt is not None
+                return AttemptRecorded(payment, attempt, Recorded.REPLAYED)
+        now = clock.now()
+        check_attempt_allowed(payment, WALLET_BANK, now)
+        attempt = PaymentAttempt(
+            id=ids.new(id_prefixes.ATTEMPT),
+            payment_id=payment.id,
+            channel=WALLET_CHANNEL,
+            bank=WALLET_BANK,
+            status=AttemptStatus.CREATED,
+            amount=payment.amount,
+            created_at=now,
+            updated_at=now,
+        )
+        processing = _move(uow, payment, PaymentEvent.ATTEMPT_STARTED, now, f"attempt {attempt.id} from a wallet")
+        uow.payments.add_attempt(attempt)
+        _record(uow, payment.id, attempt.id, None, attempt.status.value, "created", f"wallet of {member_id}", now)
+        uow.wallet.add_payment(WalletPayment(attempt.id, payment.id, member_id, attempt.amount, now))
+        succeeded = _move_attempt(
+            uow, attempt, AttemptEvent.SUCCEEDED, now, "paid from the wallet", bank_reference=attempt.id
+        )
+        paid = _succeed(uow, processing, succeeded, now)
+        uow.commit()
+        return AttemptRecorded(paid, succeeded, Recorded.RECORDED)
+
+
 def transitions_of(uow_factory: UnitOfWorkFactory, payment_id: str) -> Sequence[Transition]:
     """The payment's transition trail (its own and its attempts'), oldest first."""
     with uow_factory() as uow:
@@ -459,17 +515,42 @@ def _fee(uow: UnitOfWork, payment: Payment) -> Money:
 
 
 def _succeed(uow: UnitOfWork, payment: Payment, attempt: PaymentAttempt, now: datetime) -> Payment:
+    if payment.merchant_id == TOP_UP_MERCHANT_ID:
+        return _succeed_top_up(uow, payment, attempt, now)
     fee = _fee(uow, payment)
     paid = replace(
         payment.moved_to(PaymentEvent.ATTEMPT_SUCCEEDED, now), fee_amount=fee, succeeded_attempt_id=attempt.id
     )
     _write(uow, payment, paid, PaymentEvent.ATTEMPT_SUCCEEDED, now, f"attempt {attempt.id} succeeded")
-    uow.ledger.post(
-        bank_payment_succeeded(
+    uow.ledger.post(_success_entry(uow, payment, attempt, fee))
+    uow.outbox.add_event(payment.merchant_id, EventType.PAYMENT_SUCCEEDED, payment_view(paid))
+    return paid
+
+
+def _success_entry(uow: UnitOfWork, payment: Payment, attempt: PaymentAttempt, fee: Money) -> JournalEntry:
+    """The bank reserve pays the merchant, or, for a wallet attempt, the payer's wallet does."""
+    if attempt.channel != WALLET_CHANNEL:
+        return bank_payment_succeeded(
             payment_id=payment.id, merchant_id=payment.merchant_id, bank=attempt.bank, amount=attempt.amount, fee=fee
         )
+    payer = uow.wallet.payment_of_attempt(attempt.id)
+    if payer is None:
+        raise NotFound(f"wallet attempt {attempt.id} names no payer", param="attempt_id")
+    return wallet_payment_succeeded(
+        payment_id=payment.id,
+        merchant_id=payment.merchant_id,
+        member_id=payer.member_id,
+        amount=attempt.amount,
+        fee=fee,
     )
-    uow.outbox.add_event(payment.merchant_id, EventType.PAYMENT_SUCCEEDED, payment_view(paid))
+
+
+def _succeed_top_up(uow: UnitOfWork, payment: Payment, attempt: PaymentAttempt, now: datetime) -> Payment:
+    # A top-up is the platform's own payment: no fee, no merchant notification; its money goes to
+    # the member's wallet (docs/wallet.md).
+    paid = replace(payment.moved_to(PaymentEvent.ATTEMPT_SUCCEEDED, now), succeeded_attempt_id=attempt.id)
+    _write(uow, payment, paid, PaymentEvent.ATTEMPT_SUCCEEDED, now, f"attempt {attempt.id} succeeded: top-up")
+    credit_top_up(uow, top_up_id=payment.id, bank=attempt.bank, amount=attempt.amount, now=now)
     return paid
 
 

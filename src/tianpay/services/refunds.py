@@ -26,6 +26,7 @@ from tianpay.domain.posting_rules import (
     refund_failed,
     refund_requested,
     refund_succeeded,
+    wallet_refund,
 )
 from tianpay.domain.refund import (
     TRANSITIONS,
@@ -42,6 +43,7 @@ from tianpay.domain.refund import (
     fee_returned_with,
     new_refund,
 )
+from tianpay.domain.wallet import WALLET_BANK, WALLET_CHANNEL
 from tianpay.ports.channels import ChannelDirectory, ChannelResult, Outcome, RefundChannel, RefundOrder
 from tianpay.ports.clock import Clock, IdGenerator
 from tianpay.ports.payments import LateSuccessRefund
@@ -137,6 +139,9 @@ def create_refund(
         param="out_refund_no",
     )
     if created:
+        # A wallet payment's refund succeeded in its own unit of work: there is no bank to call.
+        if created[0].status is RefundStatus.SUCCEEDED:
+            return CreatedRefund(created[0], replayed=False)
         refund = _submit(uow_factory, clock, ids, channels, created[0], notify_base_url)
         return CreatedRefund(refund, replayed=False)
     # A repeat: the stored first answer names the refund, which is read as it is now.
@@ -319,7 +324,9 @@ def _insert_merchant_refund(
         raise NotFound(f"no payment {payment_id}", param="id")
     check_refundable(payment, request.amount)
     attempt = _succeeded_attempt(uow, payment)
-    _channel(channels, attempt.bank)
+    paid_from_wallet = attempt.channel == WALLET_CHANNEL
+    if not paid_from_wallet:
+        _channel(channels, attempt.bank)
     now = clock.now()
     standing = [r for r in uow.refunds.of_payment(payment.id) if r.status is not RefundStatus.FAILED]
     fee_before = sum((r.fee_returned for r in standing), Money.zero(payment.amount.currency))
@@ -338,9 +345,30 @@ def _insert_merchant_refund(
     # refunded ≤ amount, even for a writer that forgot the lock.
     if not uow.refunds.add_refunded(payment.id, refund.amount):
         raise RefundExceedsPayment(f"the refund exceeds what is left of payment {payment.id}", param="amount")
-    uow.ledger.post(_request_entry(refund))
     _record(uow, refund.id, None, refund.status.value, "created", "requested by the merchant", now)
+    if paid_from_wallet:
+        return _refund_to_wallet(uow, refund, now)
+    uow.ledger.post(_request_entry(refund))
     return refund
+
+
+def _refund_to_wallet(uow: UnitOfWork, refund: Refund, now: datetime) -> Refund:
+    """A wallet payment's refund goes back to the wallet at once: one entry, succeeded, notified."""
+    payer = uow.wallet.payment_of_attempt(refund.attempt_id)
+    if payer is None:
+        raise NotFound(f"wallet attempt {refund.attempt_id} names no payer", param="payment_id")
+    uow.ledger.post(
+        wallet_refund(
+            refund_id=refund.id,
+            payment_id=refund.payment_id,
+            merchant_id=refund.merchant_id,
+            member_id=payer.member_id,
+            amount=refund.amount,
+            fee_returned=refund.fee_returned,
+        )
+    )
+    result = ChannelResult(Outcome.SUCCEEDED, bank_reference=refund.id, amount=refund.amount)
+    return _move(uow, refund, RefundEvent.SUCCEEDED, result, now)
 
 
 def _insert_late_success_refund(
@@ -430,7 +458,9 @@ def _move(uow: UnitOfWork, refund: Refund, event: RefundEvent, result: ChannelRe
 
 
 def _on_success(uow: UnitOfWork, refund: Refund) -> None:
-    uow.ledger.post(refund_succeeded(refund_id=refund.id, bank=refund.bank, amount=refund.amount))
+    # A wallet refund's one entry was posted with it (_refund_to_wallet); no money was in transit.
+    if refund.bank != WALLET_BANK:
+        uow.ledger.post(refund_succeeded(refund_id=refund.id, bank=refund.bank, amount=refund.amount))
     if refund.kind is RefundKind.LATE_SUCCESS:
         uow.refunds.set_late_success_status(refund.attempt_id, expected=LATE_REFUNDING, status=LATE_DONE)
         return

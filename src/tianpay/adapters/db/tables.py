@@ -351,3 +351,201 @@ refund_transitions = Table(
     Column("created_at", utc_datetime(), nullable=False),
     Index("ix_refund_transitions_refund", "refund_id", "id"),
 )
+
+# ---- members, SMS codes and the wallet (revision 0004) ------------------------------------------------
+
+# A natural person with a Tianpay identity. ID numbers and phones are never stored in clear: each has
+# an AES-256-GCM ciphertext (the vault), a masked copy for display and a keyed HMAC-SHA256 fingerprint
+# for look-ups (unique: one person, one member; one phone, one wallet login).
+members = Table(
+    "members",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(60), nullable=True),
+    Column("id_number_ciphertext", Text, nullable=True),
+    Column("id_number_fingerprint", String(64), nullable=True),
+    Column("id_number_masked", String(24), nullable=True),
+    Column("phone_ciphertext", Text, nullable=True),
+    Column("phone_fingerprint", String(64), nullable=True),
+    Column("phone_masked", String(20), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("registered_via", String(20), nullable=False),
+    Column("is_real_name_verified", Boolean, nullable=False, default=False),
+    Column("login_password_hash", Text, nullable=True),
+    Column("payment_password_hash", Text, nullable=True),
+    Column("payment_password_failures", Integer, nullable=False, default=0),
+    Column("payment_password_locked_until", utc_datetime(), nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("updated_at", utc_datetime(), nullable=False),
+    UniqueConstraint("id_number_fingerprint", name="uq_members_id_number_fingerprint"),
+    UniqueConstraint("phone_fingerprint", name="uq_members_phone_fingerprint"),
+)
+
+# How a merchant knows a member: its own `external_id`, the idempotency key of implicit registration.
+# A member registered by two merchants has two rows here and each merchant sees only its own.
+merchant_members = Table(
+    "merchant_members",
+    metadata,
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), primary_key=True),
+    Column("external_id", String(64), primary_key=True),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    # A hash of what the merchant sent, so a repeat with other data is an idempotency conflict.
+    Column("request_hash", String(64), nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    Index("ix_merchant_members_member", "member_id"),
+)
+
+# Wallet sign-in sessions. Only a hash of the cookie's token is stored, so a leaked table opens none.
+member_sessions = Table(
+    "member_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("expires_at", utc_datetime(), nullable=False),
+    Column("revoked_at", utc_datetime(), nullable=True),
+    Index("ix_member_sessions_member", "member_id"),
+)
+
+# One-time SMS codes: only a keyed hash of the code is kept, with its expiry and the tries left.
+sms_codes = Table(
+    "sms_codes",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("phone_fingerprint", String(64), nullable=False),
+    Column("purpose", String(40), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("failed_tries", Integer, nullable=False, default=0),
+    Column("expires_at", utc_datetime(), nullable=False),
+    Column("consumed_at", utc_datetime(), nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Index("ix_sms_codes_phone_purpose", "phone_fingerprint", "purpose", "created_at"),
+)
+
+# The platform's own SMS outbox: what the SMS adapter "sent". Bodies are sealed by the vault, since
+# they carry live codes; the development page opens them only when Settings.dev_sms_outbox is on.
+sms_outbox = Table(
+    "sms_outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("phone_fingerprint", String(64), nullable=False),
+    Column("phone_masked", String(20), nullable=False),
+    Column("body_ciphertext", Text, nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    Index("ix_sms_outbox_phone", "phone_fingerprint", "id"),
+)
+
+# Fixed-window counters for the `limits` library (adapters/rate_limits.py): shared by every serve
+# process through the database, which an in-memory limiter would not be.
+rate_limit_counters = Table(
+    "rate_limit_counters",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("expires_at", utc_datetime(), nullable=False),
+)
+
+# A wallet payment's payer: the attempt that moved the money from the member's wallet.
+wallet_payments = Table(
+    "wallet_payments",
+    metadata,
+    Column("attempt_id", String(40), ForeignKey("payment_attempts.id"), primary_key=True),
+    Column("payment_id", String(40), ForeignKey("payments.id"), nullable=False),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    UniqueConstraint("payment_id", name="uq_wallet_payments_payment_id"),
+    Index("ix_wallet_payments_member", "member_id", "created_at"),
+)
+
+# A top-up is a platform-internal payment (merchant `mch_tianpay_wallet`) whose success credits the
+# member's wallet; `then_pay_payment_id` is the wallet payment to make once it succeeds (cashier
+# top-up-and-pay), with its progress in `then_pay_status` (awaiting → paid | failed).
+wallet_top_ups = Table(
+    "wallet_top_ups",
+    metadata,
+    Column("payment_id", String(40), ForeignKey("payments.id"), primary_key=True),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("then_pay_payment_id", String(40), ForeignKey("payments.id"), nullable=True),
+    Column("then_pay_status", String(20), nullable=True),
+    Column("then_pay_failure", String(60), nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("credited_at", utc_datetime(), nullable=True),
+    Index("ix_wallet_top_ups_member", "member_id", "created_at"),
+    Index("ix_wallet_top_ups_then_pay", "then_pay_status"),
+)
+
+# ---- card bindings, quick pay and channel health (revision 0005) ---------------------------------------
+
+# A member's bank card bound for quick pay (tianpay.domain.card_binding). The card number is kept as
+# a vault ciphertext, a masked copy and a keyed fingerprint (for "already bound?"); the other three
+# elements only while the binding waits for its SMS code; the bank's token (JHB's bind token, then
+# HBB's card token or JHB's no_agree) only sealed. `status` moves by compare-and-set.
+card_bindings = Table(
+    "card_bindings",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    # The merchant whose backend bound the card (null when the member bound it in the wallet).
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=True),
+    Column("bank", String(10), nullable=False),
+    Column("card_masked", String(24), nullable=False),
+    Column("card_fingerprint", String(64), nullable=False),
+    Column("card_number_ciphertext", Text, nullable=False),
+    Column("holder_ciphertext", Text, nullable=True),
+    Column("bank_token_ciphertext", Text, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("sms_tries", Integer, nullable=False, default=0),
+    Column("sms_expires_at", utc_datetime(), nullable=False),
+    Column("failure_code", String(60), nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("updated_at", utc_datetime(), nullable=False),
+    Column("bound_at", utc_datetime(), nullable=True),
+    Column("unbound_at", utc_datetime(), nullable=True),
+    Index("ix_card_bindings_member_status", "member_id", "status"),
+    Index("ix_card_bindings_fingerprint", "card_fingerprint", "status"),
+)
+
+# Every state change of a card binding, with its time and cause (DESIGN.md §5).
+card_binding_transitions = Table(
+    "card_binding_transitions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("binding_id", String(40), ForeignKey("card_bindings.id"), nullable=False),
+    Column("from_status", String(20), nullable=True),
+    Column("to_status", String(20), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("cause", Text, nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    Index("ix_card_binding_transitions_binding", "binding_id", "id"),
+)
+
+# Which bound card paid a quick-pay attempt (an attempt of a failover names the other bank's card).
+quick_pay_attempts = Table(
+    "quick_pay_attempts",
+    metadata,
+    Column("attempt_id", String(40), ForeignKey("payment_attempts.id"), primary_key=True),
+    Column("payment_id", String(40), ForeignKey("payments.id"), nullable=False),
+    Column("binding_id", String(40), ForeignKey("card_bindings.id"), nullable=False),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    Index("ix_quick_pay_attempts_payment", "payment_id"),
+)
+
+# One circuit breaker per channel (tianpay.domain.channel_health), shared by every process: each
+# write is a compare-and-set on `version`. The console reads it to show banks out of rotation.
+channel_health = Table(
+    "channel_health",
+    metadata,
+    Column("channel", String(40), primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("window_started_at", utc_datetime(), nullable=True),
+    Column("opened_at", utc_datetime(), nullable=True),
+    Column("probe_started_at", utc_datetime(), nullable=True),
+    Column("last_failure", Text, nullable=True),
+    Column("version", Integer, nullable=False, default=0),
+    Column("updated_at", utc_datetime(), nullable=False),
+)

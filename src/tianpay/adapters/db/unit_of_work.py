@@ -7,24 +7,30 @@ from typing import Self
 
 from sqlalchemy import Connection, Engine, RootTransaction
 
+from tianpay.ports.card_bindings import CardBindingRepository, ChannelHealthRepository
 from tianpay.ports.clock import Clock, IdGenerator
 from tianpay.ports.gateway import AttemptQueryRepository, OperatorAlertRepository
 from tianpay.ports.idempotency import IdempotencyRepository
 from tianpay.ports.ledger import LedgerRepository
+from tianpay.ports.members import MemberRepository, SmsCodeRepository
 from tianpay.ports.merchants import MerchantRepository
 from tianpay.ports.outbox import OutboxRepository
 from tianpay.ports.payments import PaymentRepository
 from tianpay.ports.refunds import RefundRepository
 from tianpay.ports.replays import ReplayRepository
+from tianpay.ports.wallet import WalletRepository
 
+from .card_bindings import SqlCardBindingRepository, SqlChannelHealthRepository
 from .gateway import SqlAttemptQueryRepository, SqlOperatorAlertRepository
 from .idempotency import SqlIdempotencyRepository
 from .ledger import SqlLedgerRepository
+from .members import SqlMemberRepository, SqlSmsCodeRepository
 from .merchants import SqlMerchantRepository
 from .outbox import SqlOutboxRepository
 from .payments import SqlPaymentRepository
 from .refunds import SqlRefundRepository
 from .replays import SqlReplayRepository
+from .wallet import SqlWalletRepository
 
 
 class SqlUnitOfWork:
@@ -39,6 +45,11 @@ class SqlUnitOfWork:
     refunds: RefundRepository
     attempt_queries: AttemptQueryRepository
     alerts: OperatorAlertRepository
+    members: MemberRepository
+    sms_codes: SmsCodeRepository
+    wallet: WalletRepository
+    card_bindings: CardBindingRepository
+    channel_health: ChannelHealthRepository
 
     def __init__(self, engine: Engine, clock: Clock, ids: IdGenerator) -> None:
         self._engine = engine
@@ -59,6 +70,11 @@ class SqlUnitOfWork:
         self.refunds = SqlRefundRepository(self._connection)
         self.attempt_queries = SqlAttemptQueryRepository(self._connection)
         self.alerts = SqlOperatorAlertRepository(self._connection)
+        self.members = SqlMemberRepository(self._connection)
+        self.sms_codes = SqlSmsCodeRepository(self._connection)
+        self.wallet = SqlWalletRepository(self._connection)
+        self.card_bindings = SqlCardBindingRepository(self._connection)
+        self.channel_health = SqlChannelHealthRepository(self._connection)
         return self
 
     def __exit__(

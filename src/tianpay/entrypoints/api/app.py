@@ -16,11 +16,15 @@ from fastapi.openapi.utils import get_openapi
 from tianpay.bootstrap import Container
 from tianpay.entrypoints.cashier import router as cashier_router
 from tianpay.entrypoints.channels_notify import router as channels_notify_router
+from tianpay.entrypoints.wallet import router as wallet_router
 
 from .auth import ALGORITHMS, MERCHANT_ID_HEADER, RequestAuthenticator
 from .balance import router as balance_router
+from .cards import router as cards_router
+from .confirm import router as confirm_router
 from .errors import install_error_handlers
 from .events import router as events_router
+from .members import router as members_router
 from .merchants import router as merchants_router
 from .payments import router as payments_router
 from .refunds import router as refunds_router
@@ -81,9 +85,13 @@ def create_app(container: Container, *, extra_routers: Iterable[APIRouter] = ())
     app.include_router(balance_router)
     app.include_router(payments_router)
     app.include_router(refunds_router)
+    app.include_router(cards_router)
+    app.include_router(confirm_router)
+    app.include_router(members_router)
     app.include_router(events_router)
     # Payer pages and bank notifications: outside /v1, so no merchant signature is asked of them.
     app.include_router(cashier_router)
+    app.include_router(wallet_router)
     app.include_router(channels_notify_router)
     for router in extra_routers:
         app.include_router(router)

@@ -34,7 +34,13 @@ DOMAIN_ERROR_STATUS: dict[str, int] = {
     "conflict": 409,
     "illegal_state_transition": 409,
     "idempotency_conflict": 409,
-    "insufficient_balance": 402,
+    "insufficient_balance": 400,
+    "phone_in_use": 409,
+    "id_number_in_use": 409,
+    "payment_password_already_set": 409,
+    "payment_password_locked": 423,
+    "card_already_bound": 409,
+    "card_binding_not_pending": 409,
 }
 _STATUS_BY_KIND = {
     INVALID_REQUEST: 400,

@@ -24,6 +24,7 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "choose_bank": "选择网上银行",
         "pay": "去银行付款",
         "no_banks": "暂无可用的支付银行，请稍后再试。",
+        "pay_with_wallet": "使用天付钱包余额支付",
         "processing_note": "您已前往银行付款。如未完成，可重新选择银行；同一订单最多扣款一次。",
         "bank_unavailable": "该银行暂时无法受理，请选择其他银行。",
         "redirect_title": "正在前往银行",
@@ -60,6 +61,7 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "choose_bank": "Choose your online bank",
         "pay": "Pay at the bank",
         "no_banks": "No bank can take this payment right now; please try again later.",
+        "pay_with_wallet": "Pay from my Tianpay wallet",
         "processing_note": "You went to a bank to pay. If you did not finish, you may choose a bank again; "
         "you will never be charged twice for one order.",
         "bank_unavailable": "That bank cannot take payments right now; please choose another.",

@@ -1,0 +1,529 @@
+"""The wallet pages (``/wallet``): plain HTML forms over HTTP, no script needed.
+
+Sessions live in the database (``member_sessions``); the cookie holds a random token (HttpOnly,
+SameSite=Lax) replaced at every sign-in. Every POST carries a CSRF token bound to a per-browser nonce
+cookie, with the cashier's helpers and security headers. Pages show masked numbers only; the error
+a page shows is the domain error's message, which never repeats what was typed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import parse_qs
+
+import structlog
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from tianpay.bootstrap import Container
+from tianpay.domain.errors import DomainError
+from tianpay.domain.member import Member, SmsCodeRequired
+from tianpay.domain.money import Money
+from tianpay.domain.payment import Payment, PaymentMethod
+from tianpay.entrypoints.api.deps import ContainerDep
+from tianpay.entrypoints.cashier import security
+from tianpay.entrypoints.cashier.routes import MAX_FORM_BYTES
+from tianpay.entrypoints.gateway_wiring import gateway_settings
+from tianpay.ports.channels import RedirectForm
+from tianpay.services import members, wallet
+from tianpay.services.gateway import pay_at_bank
+from tianpay.services.pii import phone_fingerprint, seal_phone
+
+log = structlog.stdlib.get_logger(__name__)
+
+SESSION_COOKIE: Final = "tp_wallet_session"
+NONCE_COOKIE: Final = "tp_wallet_nonce"
+COOKIE_PATH: Final = "/"
+_CSRF_SUBJECT: Final = "wallet"
+_EVENT_NAMES: Final[Mapping[str, str]] = {
+    "wallet_top_up.succeeded": "充值",
+    "payment.succeeded": "支付",
+    "refund.succeeded": "退款",
+}
+_HERE = Path(__file__).parent
+_ENV = Environment(
+    loader=FileSystemLoader(_HERE / "templates"),
+    autoescape=select_autoescape(enabled_extensions=("html",), default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+router = APIRouter(prefix="/wallet", include_in_schema=False)
+
+
+# ---- sign-up, sign-in, sign-out ------------------------------------------------------------------------
+
+
+@router.get("")
+def home(request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    if member is None:
+        return _to_login("/wallet")
+    return _page(request, container, "home.html", member, balance=wallet.wallet_balance(container.uow, member.id))
+
+
+@router.get("/login")
+def login_page(request: Request, container: ContainerDep) -> Response:
+    return _page(request, container, "login.html", None, next=_safe_next(request.query_params.get("next")))
+
+
+@router.post("/login")
+async def login(request: Request, container: ContainerDep) -> Response:
+    fields = await _form(request)
+    if not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    tools = container.member_tools
+    try:
+        member = await run_in_threadpool(
+            members.log_in, container.uow, tools, fields.get("phone", ""), fields.get("login_password", "")
+        )
+    except DomainError as refused:
+        return _page(request, container, "login.html", None, status_code=400, error=refused,
+                     next=_safe_next(fields.get("next")))
+    # A new token at every sign-in (and the old one revoked) defeats session fixation.
+    members.end_session(container.uow, tools, request.cookies.get(SESSION_COOKIE))
+    token = members.start_session(container.uow, tools, member.id)
+    response = RedirectResponse(_safe_next(fields.get("next")), status_code=303)
+    _set_cookie(container, response, SESSION_COOKIE, token, max_age_s=int(tools.session_lifetime.total_seconds()))
+    return security.add_security_headers(response)
+
+
+@router.post("/logout")
+async def logout(request: Request, container: ContainerDep) -> Response:
+    fields = await _form(request)
+    if not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    members.end_session(container.uow, container.member_tools, request.cookies.get(SESSION_COOKIE))
+    response = RedirectResponse("/wallet/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+    return security.add_security_headers(response)
+
+
+@router.get("/register")
+def register_page(request: Request, container: ContainerDep) -> Response:
+    return _page(request, container, "register.html", None, code_sent=False)
+
+
+@router.post("/register/code")
+async def send_registration_code(request: Request, container: ContainerDep) -> Response:
+    fields = await _form(request)
+    if not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    phone = fields.get("phone", "")
+    try:
+        await run_in_threadpool(members.send_registration_code, container.uow, container.member_tools, phone)
+    except DomainError as refused:
+        return _page(request, container, "register.html", None, status_code=400, error=refused, code_sent=False)
+    return _page(
+        request, container, "register.html", None, code_sent=True,
+        phone_token=_seal_phone_for_form(container, request, phone), phone_masked=_masked_phone(container, phone),
+    )
+
+
+@router.post("/register")
+async def register(request: Request, container: ContainerDep) -> Response:
+    fields = await _form(request)
+    if not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    tools = container.member_tools
+    phone = _open_phone_from_form(container, request, fields.get("phone_token", ""))
+    if phone is None:
+        return _forbidden(request, container)
+    try:
+        member = await run_in_threadpool(
+            members.register_in_wallet, container.uow, tools,
+            phone, fields.get("sms_code", ""), fields.get("login_password", ""),
+        )
+    except DomainError as refused:
+        return _page(request, container, "register.html", None, status_code=400, error=refused, code_sent=True,
+                     phone_token=fields.get("phone_token", ""), phone_masked=_masked_phone(container, phone))
+    token = members.start_session(container.uow, tools, member.id)
+    response = RedirectResponse("/wallet/real-name" if not member.is_real_name_verified else "/wallet", status_code=303)
+    _set_cookie(container, response, SESSION_COOKIE, token, max_age_s=int(tools.session_lifetime.total_seconds()))
+    return security.add_security_headers(response)
+
+
+# ---- the member's own settings ------------------------------------------------------------------------------
+
+
+@router.get("/real-name")
+def real_name_page(request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    if member is None:
+        return _to_login("/wallet/real-name")
+    return _page(request, container, "real_name.html", member)
+
+
+@router.post("/real-name")
+async def real_name(request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    fields = await _form(request)
+    if member is None or not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    try:
+        await run_in_threadpool(
+            members.verify_real_name, container.uow, container.member_tools, member.id,
+            fields.get("name", ""), fields.get("id_number", ""),
+        )
+    except DomainError as refused:
+        return _page(request, container, "real_name.html", member, status_code=400, error=refused)
+    return _see("/wallet")
+
+
+@router.get("/payment-password")
+def payment_password_page(request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    if member is None:
+        return _to_login("/wallet/payment-password")
+    return _page(request, container, "payment_password.html", member)
+
+
+@router.post("/payment-password/code")
+async def payment_password_code(request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    fields = await _form(request)
+    if member is None or not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    try:
+        await run_in_threadpool(members.send_payment_password_code, container.uow, container.member_tools, member.id)
+    except DomainError as refused:
+        return _page(request, container, "payment_password.html", member, status_code=400, error=refused)
+    return _page(request, container, "payment_password.html", member, notice="验证码已发送")
+
+
+@router.post("/payment-password")
+async def payment_password(request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    fields = await _form(request)
+    if member is None or not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    tools = container.member_tools
+    password = fields.get("payment_password", "")
+    try:
+        if member.has_payment_password:
+            await run_in_threadpool(
+                members.change_payment_password, container.uow, tools, member.id, fields.get("sms_code", ""), password
+            )
+        else:
+            await run_in_threadpool(members.set_payment_password, container.uow, tools, member.id, password)
+    except DomainError as refused:
+        return _page(request, container, "payment_password.html", member, status_code=400, error=refused)
+    return _see("/wallet")
+
+
+@router.get("/history")
+def history(request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    if member is None:
+        return _to_login("/wallet/history")
+    return _page(
+        request, container, "history.html", member,
+        balance=wallet.wallet_balance(container.uow, member.id),
+        lines=wallet.wallet_history(container.uow, member.id),
+    )
+
+
+# ---- top-up ------------------------------------------------------------------------------------------------
+
+
+@router.get("/top-up")
+def top_up_page(request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    if member is None:
+        return _to_login("/wallet/top-up")
+    return _page(request, container, "top_up.html", member, banks=container.channels.online_banking_banks())
+
+
+@router.post("/top-up")
+async def top_up(request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    fields = await _form(request)
+    if member is None or not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    amount = _yuan_to_money(fields.get("amount", ""))
+    banks = container.channels.online_banking_banks()
+    if amount is None or fields.get("bank") not in banks:
+        return _page(request, container, "top_up.html", member, status_code=400, banks=banks,
+                     error=_Notice("请输入有效的金额并选择银行"))
+    return await _top_up_at_bank(request, container, member, amount, fields["bank"], then_pay=None)
+
+
+@router.get("/top-ups/{top_up_id}/done")
+async def top_up_done(top_up_id: str, request: Request, container: ContainerDep) -> Response:
+    """Where a top-up's payer comes back: the waiting wallet payment (if any) is made right away."""
+    top_up = wallet.top_up_of(container.uow, top_up_id)
+    if top_up is None:
+        return _see("/wallet")
+    await run_in_threadpool(wallet.pay_after_top_up, container.uow, container.member_tools, top_up_id)
+    if top_up.then_pay_payment_id is not None:
+        return _see(f"/cashier/{top_up.then_pay_payment_id}/result")
+    return _see("/wallet")
+
+
+# ---- paying a payment from the wallet (reached from the cashier) ---------------------------------------------
+
+
+@router.get("/pay/{payment_id}")
+def pay_page(payment_id: str, request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    if member is None:
+        return _to_login(f"/wallet/pay/{payment_id}")
+    payment = _wallet_payable(container, payment_id)
+    if payment is None:
+        return _see(f"/cashier/{payment_id}/result")
+    return _pay_page(request, container, member, payment)
+
+
+@router.post("/pay/{payment_id}")
+async def pay(payment_id: str, request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    fields = await _form(request)
+    if member is None or not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    payment = _wallet_payable(container, payment_id)
+    if payment is None:
+        return _see(f"/cashier/{payment_id}/result")
+    try:
+        await run_in_threadpool(
+            wallet.confirm_wallet_payment, container.uow, container.member_tools, payment_id,
+            member_id=member.id, payment_password=fields.get("payment_password", ""),
+            sms_code=fields.get("sms_code") or None,
+        )
+    except SmsCodeRequired as needed:
+        return _pay_page(request, container, member, payment, error=needed, sms_needed=True)
+    except DomainError as refused:
+        return _pay_page(request, container, member, payment, error=refused, status_code=400)
+    return _see(f"/cashier/{payment_id}/result")
+
+
+@router.post("/pay/{payment_id}/top-up")
+async def top_up_and_pay(payment_id: str, request: Request, container: ContainerDep) -> Response:
+    """Tops up the shortfall (or the whole amount) at a bank, then pays from the wallet automatically."""
+    member = _member(container, request)
+    fields = await _form(request)
+    if member is None or not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    payment = _wallet_payable(container, payment_id)
+    if payment is None:
+        return _see(f"/cashier/{payment_id}/result")
+    banks = container.channels.online_banking_banks()
+    if fields.get("bank") not in banks:
+        return _pay_page(request, container, member, payment, error=_Notice("请选择银行"), status_code=400)
+    try:
+        # The password authorises the payment now; the wallet pays it when the top-up is credited.
+        await run_in_threadpool(
+            members.verify_payment_password, container.uow, container.member_tools, member.id,
+            fields.get("payment_password", ""),
+        )
+    except DomainError as refused:
+        return _pay_page(request, container, member, payment, error=refused, status_code=400)
+    balance = wallet.wallet_balance(container.uow, member.id)
+    shortfall = payment.amount - balance
+    amount = payment.amount if fields.get("amount_choice") == "whole" or not shortfall.is_positive else shortfall
+    return await _top_up_at_bank(request, container, member, amount, fields["bank"], then_pay=payment.id)
+
+
+# ---- development ----------------------------------------------------------------------------------------------
+
+
+@router.get("/_dev/sms")
+def dev_sms(request: Request, container: ContainerDep) -> Response:
+    """The platform's SMS outbox for one phone, newest first: only when Settings.dev_sms_outbox is on."""
+    if not container.settings.dev_sms_outbox:
+        return JSONResponse({"error": "not found"}, status_code=404)
+    try:
+        fingerprint = phone_fingerprint(container.member_tools.cipher, request.query_params.get("phone", ""))
+    except DomainError:
+        return JSONResponse({"error": "phone is a mainland China mobile number"}, status_code=400)
+    messages = container.sms_outbox.messages_to(fingerprint)
+    listed = [{"phone": m.phone_masked, "text": m.text, "created_at": m.created_at.isoformat()} for m in messages]
+    return JSONResponse({"messages": listed}, headers={"Cache-Control": "no-store"})
+
+
+# ---- helpers -------------------------------------------------------------------------------------------------
+
+
+class _Notice:
+    """An error of the page itself (not the domain's), shown like one."""
+
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+async def _top_up_at_bank(
+    request: Request, container: Container, member: Member, amount: Money, bank: str, *, then_pay: str | None
+) -> Response:
+    base_url = container.settings.base_url.rstrip("/")
+    try:
+        started = await run_in_threadpool(
+            lambda: wallet.start_top_up(
+                container.uow, container.member_tools, member.id, amount,
+                return_url=f"{base_url}/wallet/top-ups/{{top_up_id}}/done", bank=bank, then_pay_payment_id=then_pay,
+            )
+        )
+        form = await run_in_threadpool(
+            pay_at_bank, container.uow, container.clock, container.ids, container.channels,
+            gateway_settings(container), started.payment.id, bank,
+        )
+    except DomainError as refused:
+        return _page(request, container, "top_up.html", member, status_code=400, error=refused,
+                     banks=container.channels.online_banking_banks())
+    return _render_redirect(request, container, member, form)
+
+
+def _pay_page(
+    request: Request, container: Container, member: Member, payment: Payment, *, status_code: int = 200, **context: Any
+) -> Response:
+    balance = wallet.wallet_balance(container.uow, member.id)
+    return _page(
+        request, container, "pay.html", member, status_code=status_code,
+        payment=payment, balance=balance, shortfall=payment.amount - balance,
+        banks=container.channels.online_banking_banks(),
+        # The quick-pay page for the whole amount is the card-binding work's (cashier quick pay).
+        quick_pay_url=f"/cashier/{payment.id}/quick-pay",
+        **context,
+    )
+
+
+def _wallet_payable(container: Container, payment_id: str) -> Payment | None:
+    with container.uow() as uow:
+        payment = uow.payments.get(payment_id)
+    if payment is None or payment.method not in (PaymentMethod.WALLET, PaymentMethod.CASHIER):
+        return None
+    if payment.status.is_final or payment.is_expired_at(container.clock.now()):
+        return None
+    return payment
+
+
+def _seal_phone_for_form(container: Container, request: Request, phone: str) -> str:
+    # The sign-up form carries the phone to its second step sealed by the vault and bound to this
+    # browser's nonce, so the page never holds the number in clear.
+    nonce, _ = _nonce(request)
+    return container.vault.seal(phone.encode(), context=f"wallet_register:{nonce}")
+
+
+def _open_phone_from_form(container: Container, request: Request, token: str) -> str | None:
+    nonce = request.cookies.get(NONCE_COOKIE) or ""
+    try:
+        return container.vault.open(token, context=f"wallet_register:{nonce}").decode()
+    except ValueError:
+        return None
+
+
+def _masked_phone(container: Container, phone: str) -> str:
+    try:
+        return seal_phone(container.member_tools.cipher, phone).masked
+    except DomainError:
+        return ""
+
+
+def _member(container: Container, request: Request) -> Member | None:
+    return members.member_of_session(container.uow, container.member_tools, request.cookies.get(SESSION_COOKIE))
+
+
+def _page(
+    request: Request,
+    container: Container,
+    template: str,
+    member: Member | None,
+    *,
+    status_code: int = 200,
+    error: DomainError | _Notice | None = None,
+    form_targets: tuple[str, ...] = (),
+    **context: Any,
+) -> Response:
+    nonce, is_new = _nonce(request)
+    html = _ENV.get_template(template).render(
+        member=member,
+        csrf_token=security.csrf_token(security.csrf_secret(container), _CSRF_SUBJECT, nonce),
+        error=None if error is None else error.message,
+        error_code=None if error is None else error.code,
+        yuan=_yuan,
+        signed_yuan=_signed_yuan,
+        event_name=lambda event: _EVENT_NAMES.get(event, event),
+        **context,
+    )
+    response = HTMLResponse(html, status_code=status_code)
+    if is_new:
+        _set_cookie(container, response, NONCE_COOKIE, nonce, max_age_s=security.NONCE_MAX_AGE_S)
+    return security.add_security_headers(response, form_targets=form_targets)
+
+
+def _render_redirect(request: Request, container: Container, member: Member, form: RedirectForm) -> Response:
+    return _page(request, container, "redirect.html", member, form=form, form_targets=(security.origin_of(form.url),))
+
+
+def _forbidden(request: Request, container: Container) -> Response:
+    log.warning("wallet.csrf_or_session_refused", path=request.url.path)
+    return _page(request, container, "message.html", None, status_code=403, error=_Notice("页面已过期，请刷新后重试。"))
+
+
+def _csrf_ok(container: Container, request: Request, fields: Mapping[str, str]) -> bool:
+    nonce = request.cookies.get(NONCE_COOKIE)
+    return security.csrf_valid(security.csrf_secret(container), _CSRF_SUBJECT, nonce, fields.get("csrf_token"))
+
+
+def _nonce(request: Request) -> tuple[str, bool]:
+    existing = request.cookies.get(NONCE_COOKIE)
+    if existing and len(existing) <= 64:
+        return existing, False
+    return security.new_nonce(), True
+
+
+def _set_cookie(container: Container, response: Response, name: str, value: str, *, max_age_s: int) -> None:
+    secure = container.settings.base_url.startswith("https://")
+    response.set_cookie(name, value, max_age=max_age_s, path=COOKIE_PATH, httponly=True, samesite="lax", secure=secure)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        return {}
+    try:
+        parsed = parse_qs(body.decode("utf-8"), max_num_fields=20)
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return {name: values[0] for name, values in parsed.items() if len(values) == 1}
+
+
+def _safe_next(target: str | None) -> str:
+    # Only our own pages: an open redirect after sign-in would hand phishers a trusted link.
+    if target and target.startswith(("/wallet", "/cashier/")) and "//" not in target and "\\" not in target:
+        return target
+    return "/wallet"
+
+
+def _to_login(next_path: str) -> Response:
+    return _see(f"/wallet/login?next={next_path}")
+
+
+def _see(path: str) -> Response:
+    return security.add_security_headers(RedirectResponse(path, status_code=303))
+
+
+def _yuan_to_money(text: str) -> Money | None:
+    try:
+        value = Decimal(text.strip())
+    except (InvalidOperation, ValueError):
+        return None
+    minor = value * 100
+    if minor != minor.to_integral_value() or minor <= 0 or minor > 10**10:
+        return None
+    return Money.cny(int(minor))
+
+
+def _yuan(amount: Money) -> str:
+    major, minor = divmod(amount.minor, 100)
+    return f"¥{major:,}.{minor:02d}"
+
+
+def _signed_yuan(amount: Money) -> str:
+    return ("+" if amount.minor >= 0 else "-") + _yuan(Money(abs(amount.minor), amount.currency))
+
