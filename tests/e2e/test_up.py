@@ -18,6 +18,8 @@ def test_up_serves_the_demo_merchant_and_the_banks_then_stops_cleanly(tmp_path: 
         merchant = up["merchant"]
         assert set(up["banks"]) >= {"HBB", "JHB"}
         assert up["database"].startswith("sqlite:///")
+        assert up["operator"]["username"] == "admin"
+        assert len(up["operator"]["password"]) >= 12
         platform_key = httpx.get(f"{up['api']}/v1/platform-keys").json()
         key = platform_key["data"][0]
         with TianpayClient(
@@ -46,3 +48,4 @@ def test_a_second_up_on_the_same_data_dir_reuses_the_demo_merchant(tmp_path: Pat
     with tianpay_up(tmp_path / "data") as second:
         pass
     assert first["merchant"] == second["merchant"]
+    assert first["operator"] == second["operator"]

@@ -270,6 +270,41 @@ def serve(
         container.close()
 
 
+operator_app = typer.Typer(no_args_is_help=True, help="The platform's staff accounts for the console")
+app.add_typer(operator_app, name="operator")
+
+
+@operator_app.command("create")
+def operator_create(
+    username: Annotated[str, typer.Option("--username", help="3–60 of a–z 0–9 . _ -")],
+    role: Annotated[str, typer.Option("--role", help="admin, finance or support")] = "support",
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonOutput = False,
+) -> None:
+    """Create an operator with a generated password, shown once."""
+    import secrets
+
+    from tianpay.domain.errors import DomainError
+    from tianpay.domain.operator import Role
+    from tianpay.services.operators import create_operator
+
+    if role not in {r.value for r in Role}:
+        raise typer.BadParameter("choose admin, finance or support", param_hint="--role")
+    password = secrets.token_urlsafe(12)
+    container = open_container(data_dir)
+    try:
+        create_operator(container.uow, container.clock, container.member_tools.hasher, username, password, Role(role))
+    except DomainError as exc:
+        console.print(f"[red]refused[/red]: {exc.message}")
+        raise typer.Exit(2) from None
+    finally:
+        container.close()
+    if as_json:
+        emit_json({"username": username, "role": role, "password": password})
+    else:
+        console.print(f"operator [bold]{username}[/bold] ({role}) created; password (shown once): {password}")
+
+
 @app.command("banks")
 def banks_command(
     data_dir: DataDir = DEFAULT_DATA_DIR,

@@ -178,6 +178,7 @@ def bring_up(
     from tianpay.channels.registry import onboard_banks
     from tianpay.config import Settings
     from tianpay.entrypoints.demo_merchant import ensure_demo_merchant
+    from tianpay.entrypoints.demo_operator import ensure_demo_operator
 
     data_dir = data_dir.resolve()
     # A local instance shows the platform's SMS outbox at /wallet/_dev/sms (never set in production).
@@ -190,6 +191,7 @@ def bring_up(
         bank_urls = start_banks(supervisor, data_dir, host, port + 1, env=env)
         onboard_banks(data_dir, bank_urls)
         demo = ensure_demo_merchant(container)
+        operator = ensure_demo_operator(container)
         database_url = container.engine.url.render_as_string(hide_password=True)
         api_url = f"http://{host}:{port}"
         serve = supervisor.start(
@@ -213,7 +215,7 @@ def bring_up(
             "private_key_path": demo.private_key_path,
             "webhook_secret": demo.webhook_secret,
         },
-        "operator": None,
+        "operator": {"username": operator.username, "password": operator.password},
     }
     return supervisor, summary
 
@@ -227,7 +229,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     for code, url in summary["banks"].items():
         table.add_row(f"bank {code}", f"{url}   (SMS outbox {url}/sms)")
     table.add_row("database", str(summary["database"]))
+    table.add_row("wallet (payers)", f"{summary['api']}/wallet")
     for key, value in summary["merchant"].items():
         table.add_row(f"demo merchant {key}", str(value))
+    table.add_row("operator login", f"{summary['operator']['username']} / {summary['operator']['password']}")
     table.add_row("stop", "Ctrl-C stops every process")
     Console().print(table)

@@ -17,6 +17,7 @@ from tianpay.ports.idempotency import IdempotencyRepository
 from tianpay.ports.ledger import LedgerRepository
 from tianpay.ports.members import MemberRepository, SmsCodeRepository
 from tianpay.ports.merchants import MerchantRepository
+from tianpay.ports.operators import OperatorRepository
 from tianpay.ports.outbox import OutboxRepository
 from tianpay.ports.payments import PaymentRepository
 from tianpay.ports.refunds import RefundRepository
@@ -26,6 +27,7 @@ from tianpay.ports.wallet import WalletRepository
 
 class UnitOfWork(Protocol):
     ledger: LedgerRepository
+    operators: OperatorRepository
     merchants: MerchantRepository
     idempotency: IdempotencyRepository
     replays: ReplayRepository

@@ -549,3 +549,15 @@ channel_health = Table(
     Column("version", Integer, nullable=False, default=0),
     Column("updated_at", utc_datetime(), nullable=False),
 )
+
+operators = Table(
+    "operators",
+    metadata,
+    # The platform's own staff who use the console. Passwords are argon2id hashes; the role decides
+    # what the server lets them do (admin, finance, support).
+    Column("username", String(60), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("is_disabled", Boolean, nullable=False, default=False),
+    Column("created_at", utc_datetime(), nullable=False),
+)

@@ -14,6 +14,7 @@ from tianpay.ports.idempotency import IdempotencyRepository
 from tianpay.ports.ledger import LedgerRepository
 from tianpay.ports.members import MemberRepository, SmsCodeRepository
 from tianpay.ports.merchants import MerchantRepository
+from tianpay.ports.operators import OperatorRepository
 from tianpay.ports.outbox import OutboxRepository
 from tianpay.ports.payments import PaymentRepository
 from tianpay.ports.refunds import RefundRepository
@@ -26,6 +27,7 @@ from .idempotency import SqlIdempotencyRepository
 from .ledger import SqlLedgerRepository
 from .members import SqlMemberRepository, SqlSmsCodeRepository
 from .merchants import SqlMerchantRepository
+from .operators import SqlOperatorRepository
 from .outbox import SqlOutboxRepository
 from .payments import SqlPaymentRepository
 from .refunds import SqlRefundRepository
@@ -37,6 +39,7 @@ class SqlUnitOfWork:
     # Repositories are typed by their ports so the class satisfies the UnitOfWork protocol; each is
     # bound to this unit of work's connection when it opens.
     ledger: LedgerRepository
+    operators: OperatorRepository
     merchants: MerchantRepository
     idempotency: IdempotencyRepository
     replays: ReplayRepository
@@ -62,6 +65,7 @@ class SqlUnitOfWork:
         self._connection = self._engine.connect()
         self._transaction = self._connection.begin()
         self.ledger = SqlLedgerRepository(self._connection, self.clock)
+        self.operators = SqlOperatorRepository(self._connection)
         self.merchants = SqlMerchantRepository(self._connection)
         self.idempotency = SqlIdempotencyRepository(self._connection, self.clock)
         self.replays = SqlReplayRepository(self._connection)
