@@ -3,7 +3,10 @@
 `World` opens (and seeds) the books of every bank in `PROFILES`, the world clock and the
 interbank clearing, then builds each institution from its package (`banksim.hbb`, …) when that
 package exists. `serve` runs them all on consecutive ports: HBB on the base port, JHB on +1,
-BCB on +2 (TCS, a TCP switch, will take +3 when it arrives).
+BCB on +2, and TCS, the card switch, its ISO 8583 TCP listener on +3 and its HTTP admin on +5
+(announced in `<data-dir>/banks/tcs/endpoint.json`, not in the banks' URL map; docs/banks/tcs.md).
+Base +4 is left free: `tianpay up` starts the banks at its own port +1, so base +4 is the
+platform's +5, where DESIGN.md §2 puts `tianpay pos-front`.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ from banksim.core.clock import SimClock
 from banksim.core.seed import seed_bank
 from banksim.core.server import Listener, serve_all
 from banksim.core.simapi import SimOnlyBank
+from banksim.tcs import TcsServer, create_switch
 
 log = logging.getLogger("banksim.world")
 
 # The package that implements each bank's protocol dialect. A bank whose package is missing (or
 # does not yet expose `create_bank`) still runs as a books-and-/_sim-only institution.
 BANK_PACKAGES: dict[str, str] = {"HBB": "banksim.hbb", "JHB": "banksim.jhb", "BCB": "banksim.bcb"}
+TCS_ISO_PORT_OFFSET = 3
+# Not +4: that is platform +5, pos-front's port under `tianpay up` (DESIGN.md §2).
+TCS_ADMIN_PORT_OFFSET = 5
 
 
 class World:
@@ -43,6 +50,9 @@ class World:
             self.contexts[code] = context
         self.clearing.resume()
         self.banks: dict[str, Institution] = {code: _institution(context) for code, context in self.contexts.items()}
+        self.tcs: TcsServer = create_switch(
+            config.banks_dir / "tcs", {code: c.books for code, c in self.contexts.items()}, self.clearing, self.clock
+        )
 
     def books(self, code: str) -> Books:
         return self.contexts[code].books
@@ -50,6 +60,7 @@ class World:
     def close(self) -> None:
         for context in self.contexts.values():
             context.books.close()
+        self.tcs.switch.store.close()
         self.clearing.close()
 
     async def serve(
@@ -68,11 +79,20 @@ class World:
             Listener(code, bank.asgi_app(), base_port + bank.context.profile.port_offset if base_port else 0)
             for code, bank in self.banks.items()
         ]
+        listeners.append(Listener("TCS", self.tcs.admin_app(), base_port + TCS_ADMIN_PORT_OFFSET if base_port else 0))
+        await self.tcs.start(host, base_port + TCS_ISO_PORT_OFFSET if base_port else 0)
+
+        async def announce(urls: dict[str, str]) -> None:
+            # TCS is announced in its endpoint file: the URL map's readers expect HTTP banks only.
+            self.tcs.write_endpoint_file(urls.pop("TCS"))
+            await on_ready(urls)
+
         for bank in self.banks.values():
             await bank.start()
         try:
-            await serve_all(listeners, host, on_ready, stop)
+            await serve_all(listeners, host, announce, stop)
         finally:
+            await self.tcs.stop()
             for bank in self.banks.values():
                 await bank.stop()
 

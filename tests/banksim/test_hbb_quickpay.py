@@ -24,9 +24,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.banksim.acp_kit import Platform, Receiver, beijing_now, new_order_id, post_back, wait_for
+from tests.banksim.acp_kit import Browser, Platform, Receiver, beijing_now, new_order_id, post_back, wait_for
 from tests.banksim.conftest import HANG_S, balance
-from tests.banksim.hbb_flows import RESERVE, ZHANG_WEI, query, refund
+from tests.banksim.hbb_flows import FRONT, RESERVE, ZHANG_WEI, query, refund
 
 WANG_FANG = "6217990000000000022"
 LIU_YANG_FROZEN = "6217990000000000030"
@@ -437,3 +437,53 @@ def test_99_pays_and_notifies_twice(qp: QuickPay, receiver: Receiver, zhang_toke
     assert answer["respCode"] == "00"
     wait_for(lambda: len(receiver.at("/ok/qp-magic-99")) == 2)
     assert {r.fields["queryId"] for r in receiver.at("/ok/qp-magic-99")} == {answer["queryId"]}
+
+
+# The refuse_new_orders fault
+
+
+@pytest.fixture
+def faults(hbb_url: str) -> Iterator[str]:
+    """HBB's fault switch; reset afterwards so the module's other tests see a healthy bank."""
+    yield f"{hbb_url}/_sim/faults"
+    httpx.post(f"{hbb_url}/_sim/faults", json={"reset": True}).raise_for_status()
+
+
+def test_refuse_new_orders_answers_every_new_payment_91_but_settles_the_old_ones(
+    qp: QuickPay, hbb_url: str, platform: Platform, receiver: Receiver, zhang_token: str, faults: str
+) -> None:
+    # Paid before the fault is switched on: its query and refund must keep working while it is on.
+    earlier = qp.consume(zhang_token, 1500, f"{receiver.url}/ok/qp-before-fault")
+    assert earlier["respCode"] == "00"
+    switched = httpx.post(faults, json={"refuse_new_orders": True})
+    assert switched.json()["refuse_new_orders"] is True
+    card = balance(hbb_url, ZHANG_WEI)
+
+    # Any amount, not just a magic 91, is refused with HBB's own signed answer and nothing recorded.
+    refused = qp.consume(zhang_token, 1234, f"{receiver.url}/ok/qp-refused")
+    assert (refused["respCode"], refused["orderId"]) == ("91", refused["requestOrderId"])
+    assert query(hbb_url, platform, refused["requestOrderId"], refused["requestTxnTime"])["respCode"] == "34"
+    # Online banking is a new payment too: the front post-back carries the signed 91.
+    browser = Browser(hbb_url)
+    try:
+        page = browser.open_gateway(platform.consume(2345, FRONT, f"{receiver.url}/ok/ob"))
+    finally:
+        browser.close()
+    assert page.front_post["respCode"] == "91"
+    platform.verify_from_hbb(page.front_post)
+
+    # What is already in flight keeps working: the token, the query, the refund and its notification.
+    assert qp.token_query(zhang_token)["respCode"] == "00"
+    assert query(hbb_url, platform, earlier["requestOrderId"], earlier["requestTxnTime"])["origRespCode"] == "00"
+    back = refund(hbb_url, platform, earlier["queryId"], 1500, f"{receiver.url}/ok/qp-refund-during-fault")
+    assert back["respCode"] == "00"
+    wait_for(lambda: receiver.at("/ok/qp-refund-during-fault"))
+    assert balance(hbb_url, ZHANG_WEI) == card + 1500
+    time.sleep(QUIET_S)
+    assert not receiver.at("/ok/qp-refused")
+    assert not receiver.at("/ok/ob")
+
+    # Reset brings new payments back.
+    cleared = httpx.post(faults, json={"reset": True}).json()
+    assert cleared["refuse_new_orders"] is False
+    assert qp.consume(zhang_token, 1234, f"{receiver.url}/ok/qp-after-fault")["respCode"] == "00"

@@ -170,6 +170,7 @@ def test_latency_slows_protocol_calls(hbb_url: str) -> None:
 def test_bad_fault_settings_are_refused(hbb_url: str) -> None:
     assert httpx.post(f"{hbb_url}/_sim/faults", json={"notify_drop_rate": 2}).status_code == 400
     assert httpx.post(f"{hbb_url}/_sim/faults", json={"earthquake": True}).status_code == 400
+    assert httpx.post(f"{hbb_url}/_sim/faults", json={"refuse_new_orders": "yes"}).status_code == 400
 
 
 def test_the_clock_endpoint_moves_every_banks_business_date(bank_urls: dict[str, str]) -> None:

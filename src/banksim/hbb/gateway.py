@@ -116,7 +116,7 @@ class Gateway:
         magic = magic_for(amount_minor)
         if magic is Magic.LOST_ANSWER_UNPROCESSED:
             raise AnswerWithheld
-        if magic is Magic.REFUSED:
+        if self.context.faults.refuses_new_order(magic):
             raise AcpError(RespCode.UNAVAILABLE, post_back=True)
         order = self._insert(fields, amount_minor, magic, pay_timeout=pay_timeout, session=secrets.token_urlsafe(24))
         return self.expire_if_due(order)

@@ -106,7 +106,7 @@ def consume(gateway: Gateway, fields: Mapping[str, str]) -> dict[str, str]:
     magic = magic_for(amount_minor)
     if magic is Magic.LOST_ANSWER_UNPROCESSED:
         raise AnswerWithheld
-    if magic is Magic.REFUSED:
+    if gateway.context.faults.refuses_new_order(magic):
         return gateway.answer(wire.echo(fields), RespCode.UNAVAILABLE)
     token = _own_token(gateway, fields)
     if not token.is_active:

@@ -2,8 +2,8 @@
 
 Modelled on LianLian/Baofoo protocol pay (BANKS.md, JHB section; docs/banks/jhb.md). So far it
 offers online banking (`ebank.pay` with JHB's own login and confirmation pages), quick pay
-(`bind.*`, `unbind`, `pay`), `pay.query`, `refund`, `refund.query` and signed notifications;
-mandates and the statement are still to come. The world calls `create_bank`.
+(`bind.*`, `unbind`, `pay`), direct-debit mandates (`mandate.*`), `pay.query`, `refund`,
+`refund.query` and signed notifications; the statement is still to come. The world calls `create_bank`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from banksim.jhb.agreements import Agreements
 from banksim.jhb.app import JhbApp
 from banksim.jhb.gateway import Gateway
 from banksim.jhb.keyring import Keyring
+from banksim.jhb.mandates import SCHEMA as MANDATES_SCHEMA
+from banksim.jhb.mandates import Mandates
 from banksim.jhb.notices import RETRY_DELAYS_S, Notices, acknowledges
 from banksim.jhb.quickpay import QuickPay
 from banksim.jhb.service import JhbService
@@ -36,7 +38,8 @@ class JhbBank:
         self.notices = Notices(context, self.keyring)
         self.service = JhbService(context, self.store, self.notices)
         self.quick_pay = QuickPay(context, self.store, Agreements(context.books), self.service)
-        self.gateway = Gateway(context, self.store, self.keyring, self.service, self.quick_pay)
+        self.mandates = Mandates(context, self.store, self.service)
+        self.gateway = Gateway(context, self.store, self.keyring, self.service, self.quick_pay, self.mandates)
         self._app = JhbApp(context, self.keyring, self.gateway, self.service).build()
 
     @property
@@ -60,6 +63,6 @@ def create_bank(context: BankContext) -> JhbBank:
 def _ensure_schema(context: BankContext) -> None:
     # The world opened the books with the core schema only; JHB adds its own tables idempotently.
     with context.books.tx() as conn:
-        for statement in (SCHEMA + AGREEMENTS_SCHEMA).split(";"):
+        for statement in (SCHEMA + AGREEMENTS_SCHEMA + MANDATES_SCHEMA).split(";"):
             if statement.strip():
                 conn.execute(statement)

@@ -19,6 +19,7 @@ from banksim.core.bank import BankContext
 from banksim.jhb import crypto, envelope, wire
 from banksim.jhb.codes import RET_MSG, JhbError, RetCode
 from banksim.jhb.keyring import Keyring
+from banksim.jhb.mandates import Mandates, read_mandate_apply, read_mandate_debit
 from banksim.jhb.quickpay import QuickPay
 from banksim.jhb.service import Answer, JhbService
 from banksim.jhb.store import JhbStore, StoredDataKey
@@ -41,16 +42,18 @@ QUICK_PAY_SERVICES: dict[str, QuickPayHandler] = {
     "unbind": lambda qp, partner, body: qp.unbind(partner, wire.read_no_agree(body)),
     "pay": lambda qp, partner, body: qp.pay(partner, wire.read_quick_pay(body)),
 }
+MandateHandler = Callable[[Mandates, str, Mapping[str, Any]], Answer]
+MANDATE_SERVICES: dict[str, MandateHandler] = {
+    "mandate.apply": lambda m, partner, body: m.apply(partner, read_mandate_apply(body)),
+    "mandate.confirm": lambda m, partner, body: m.confirm(
+        partner, wire.read_bind_confirm(body).token, wire.read_bind_confirm(body).verify_code
+    ),
+    "mandate.query": lambda m, partner, body: m.query(partner, str(body.get("mandate_no") or "")),
+    "mandate.revoke": lambda m, partner, body: m.revoke(partner, str(body.get("mandate_no") or "")),
+    "mandate.debit": lambda m, partner, body: m.debit(partner, read_mandate_debit(body)),
+}
 # Services BANKS.md names that this simulator does not offer yet; they answer 1006.
-PLANNED_SERVICES = frozenset(
-    {
-        "mandate.apply",
-        "mandate.confirm",
-        "mandate.revoke",
-        "mandate.debit",
-        "bill.download",
-    }
-)
+PLANNED_SERVICES = frozenset({"bill.download"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +70,20 @@ def plain_error(code: RetCode, detail: str | None = None) -> dict[str, Any]:
 
 class Gateway:
     def __init__(
-        self, context: BankContext, store: JhbStore, keyring: Keyring, service: JhbService, quick_pay: QuickPay
+        self,
+        context: BankContext,
+        store: JhbStore,
+        keyring: Keyring,
+        service: JhbService,
+        quick_pay: QuickPay,
+        mandates: Mandates,
     ) -> None:
         self._context = context
         self._store = store
         self._keyring = keyring
         self._service = service
         self._quick_pay = quick_pay
+        self._mandates = mandates
 
     def handle(self, service_name: str, message: Any, pages_base_url: str) -> GatewayResult:
         try:
@@ -124,10 +134,13 @@ class Gateway:
     def _dispatch(self, service_name: str, partner_id: str, body: Mapping[str, Any], base_url: str) -> Answer:
         handler = SERVICES.get(service_name)
         quick_handler = QUICK_PAY_SERVICES.get(service_name)
-        if handler is None and quick_handler is None:
+        mandate_handler = MANDATE_SERVICES.get(service_name)
+        if handler is None and quick_handler is None and mandate_handler is None:
             detail = "服务暂未开通" if service_name in PLANNED_SERVICES else None
             return Answer(plain_error(RetCode.SERVICE_UNKNOWN, detail))
         try:
+            if mandate_handler is not None:
+                return mandate_handler(self._mandates, partner_id, body)
             if quick_handler is not None:
                 return quick_handler(self._quick_pay, partner_id, body)
             assert handler is not None

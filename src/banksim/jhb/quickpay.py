@@ -101,7 +101,7 @@ class QuickPay:
 
     def pay(self, partner_id: str, request: wire.QuickPayRequest) -> Answer:
         magic = magic_for(request.amount_fen)
-        if magic is Magic.REFUSED:
+        if self._context.faults.refuses_new_order(magic):
             raise JhbError(RetCode.BANK_UNAVAILABLE)
         if magic is Magic.LOST_ANSWER_UNPROCESSED:
             return Answer({}, withhold=True)

@@ -35,8 +35,13 @@ log = logging.getLogger("banksim.jhb")
 DEFAULT_ORDER_LIFETIME = timedelta(minutes=30)
 EBANK_SERVICE = "ebank.pay"
 QUICK_PAY_SERVICE = "pay"
-# The books' transfer kind for each way of paying, so a statement can tell the two apart.
-TRANSFER_KINDS = {EBANK_SERVICE: "jhb_ebank_pay", QUICK_PAY_SERVICE: "jhb_quick_pay"}
+MANDATE_DEBIT_SERVICE = "mandate.debit"
+# The books' transfer kind for each way of paying, so a statement can tell them apart.
+TRANSFER_KINDS = {
+    EBANK_SERVICE: "jhb_ebank_pay",
+    QUICK_PAY_SERVICE: "jhb_quick_pay",
+    MANDATE_DEBIT_SERVICE: "jhb_mandate_debit",
+}
 
 DECLINE_CODES: dict[DeclineReason, RetCode] = {
     DeclineReason.INSUFFICIENT_FUNDS: RetCode.INSUFFICIENT_FUNDS,
@@ -73,7 +78,7 @@ class JhbService:
 
     def ebank_pay(self, partner_id: str, request: wire.EbankPayRequest, pages_base_url: str) -> Answer:
         magic = magic_for(request.amount_fen)
-        if magic is Magic.REFUSED:
+        if self._context.faults.refuses_new_order(magic):
             raise JhbError(RetCode.BANK_UNAVAILABLE)
         if magic is Magic.LOST_ANSWER_UNPROCESSED:
             return Answer({}, withhold=True)

@@ -114,7 +114,7 @@ def test_a_body_missing_required_fields_gets_a_sealed_1004(jhb: JhbTestClient) -
 
 
 def test_services_not_offered_yet_answer_1006(jhb: JhbTestClient) -> None:
-    assert jhb.call("mandate.apply", {})["ret_code"] == "1006"
+    assert jhb.call("bill.download", {})["ret_code"] == "1006"
     assert jhb.call("no.such", {})["ret_code"] == "1006"
 
 

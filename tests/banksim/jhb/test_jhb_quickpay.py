@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from jhbsim_kit import LI_NA_CARD, RESERVE, ZHANG_WEI_CARD, JhbTestClient, balance, onboard, order_no
+from jhbsim_kit import LI_NA_CARD, RESERVE, ZHANG_WEI_CARD, JhbTestClient, balance, ebank_pay, onboard, order_no
 
 from banksim.core.books import AccountStatus
 from banksim.core.clock import SimClock
@@ -324,3 +324,44 @@ def test_93_pays_onto_tomorrows_statement(
     assert date.fromisoformat(booked["statement_date"]) == date.fromisoformat(booked["business_date"]) + timedelta(
         days=1
     )
+
+
+# The refuse_new_orders fault
+
+
+@pytest.fixture
+def faults(http: httpx.Client) -> Iterator[str]:
+    """JHB's fault switch; reset afterwards because the world is shared by the whole session."""
+    yield "/_sim/faults"
+    http.post("/_sim/faults", json={"reset": True}).raise_for_status()
+
+
+def test_refuse_new_orders_answers_every_new_payment_1091_but_settles_the_old_ones(
+    jhb: JhbTestClient, http: httpx.Client, jhb_world: Any, agreement: str, faults: str
+) -> None:
+    # Paid before the fault: its query and refund must keep working while the fault is on.
+    earlier, paid = quick_pay(jhb, jhb_world.sink_url, agreement, "15.00")
+    assert paid["ret_code"] == "0000"
+    assert http.post(faults, json={"refuse_new_orders": True}).json()["refuse_new_orders"] is True
+    card = balance(http, ZHANG_WEI_CARD)
+
+    # Any amount, not only a magic 91, gets JHB's own signed 1091 and nothing is recorded.
+    refused, answer = quick_pay(jhb, jhb_world.sink_url, agreement, "12.34")
+    assert answer["ret_code"] == "1091"
+    assert jhb.call("pay.query", {"out_trade_no": refused})["ret_code"] == "1011"
+    online, opened = ebank_pay(jhb, jhb_world.sink_url, "23.45")
+    assert opened["ret_code"] == "1091"
+    assert jhb.call("pay.query", {"out_trade_no": online})["ret_code"] == "1011"
+
+    # What is already there keeps working: the agreement, the query, the refund and its notification.
+    assert jhb.call("bind.query", {"no_agree": agreement})["status"] == "ACTIVE"
+    assert jhb.call("pay.query", {"out_trade_no": earlier})["status"] == "SUCCESS"
+    body = {"out_refund_no": order_no("R"), "orig_out_trade_no": earlier, "amount": "15.00",
+            "notify_url": f"{jhb_world.sink_url}/notify/ok/refund-during-fault"}  # fmt: skip
+    assert jhb.call("refund", body)["status"] == "SUCCESS"
+    jhb_world.sink.wait_for("refund-during-fault")
+    assert balance(http, ZHANG_WEI_CARD) == card + 1500
+
+    # Reset brings new payments back.
+    assert http.post(faults, json={"reset": True}).json()["refuse_new_orders"] is False
+    assert quick_pay(jhb, jhb_world.sink_url, agreement, "12.34")[1]["ret_code"] == "0000"
