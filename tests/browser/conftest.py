@@ -54,8 +54,10 @@ def _why_no_browser() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
+    """One browser per module: Playwright's sync API keeps an event loop running in this thread
+    while it lives, so it must be gone before later tests call ``asyncio.run`` (tests/pos)."""
     reason = _why_no_browser()
     if reason is not None:
         if os.environ.get("CI"):

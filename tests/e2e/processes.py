@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,24 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-
-def free_port_block(size: int = 6) -> int:
-    """A base port such that ``base … base+size-1`` are all free on loopback right now."""
-    for _ in range(200):
-        base = random.randrange(20_000, 60_000 - size)
-        sockets = []
-        try:
-            for offset in range(size):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sock.bind(("127.0.0.1", base + offset))
-                sockets.append(sock)
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no free block of ports")
+from tianpay.entrypoints.launcher import free_port_block
 
 
 @contextmanager

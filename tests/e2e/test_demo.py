@@ -1,4 +1,4 @@
-"""``tianpay demo`` runs the whole gateway tour as real processes and reports that every book agrees."""
+"""``tianpay demo`` runs the gateway and account-mode tours as real processes and reports that every book agrees."""
 
 from __future__ import annotations
 
@@ -13,7 +13,17 @@ from tianpay.entrypoints.demo import REFUND, SCENARIOS
 
 pytestmark = pytest.mark.e2e
 
-# The demo takes about 75 s; it gives up waiting after --timeout-s, well before the test does.
+ACCOUNT_ROWS = (
+    "bind 621799…0014",
+    "bind 622799…0013",
+    "top-up, online bank",
+    "pay from the wallet",
+    "quick pay, HBB card",
+    "failover HBB → JHB",
+    "refund to the wallet",
+)
+
+# The demo takes about 80 s; it gives up waiting after --timeout-s, well before the test does.
 DEMO_TIMEOUT_S = 240
 
 
@@ -35,6 +45,19 @@ def test_the_demo_plays_every_scenario_and_every_book_agrees(tmp_path: Path) -> 
         (row,) = [line for line in lines if f"│ {scenario.title} " in line]
         assert "✓" in row, row
         assert "✗" not in row, row
+    # Account mode: the bindings, the top-up, wallet pay, quick pay, the failover and the refund.
+    for title in ACCOUNT_ROWS:
+        (row,) = [line for line in lines if f"│ {title} " in line]
+        assert "✓" in row, row
+        assert "✗" not in row, row
+    (failover,) = [line for line in lines if "│ failover HBB → JHB " in line]
+    assert "HBB 91 → JHB" in failover, failover
+    assert "JHB ¥66.66 in" in failover, failover
+    (refunded,) = [line for line in lines if "│ refund to the wallet " in line]
+    assert refunded.count("¥500.00") == 2, refunded  # expected and seen wallet balance: the top-up, whole again
+    # No whole card or ID number ever reaches the output.
+    for secret in ("6217990000000000014", "6227990000000000013", "110105198503120012", "13800138001"):
+        assert secret not in output
     assert "tianpay ledger verify: sound" in output
     for bank in ("HBB", "JHB"):
         (books,) = [line for line in lines if line.startswith(f"│ {bank} ")]

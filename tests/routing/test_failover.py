@@ -1,28 +1,29 @@
 """The quick-pay router against the real banks: failover only when no money can have moved, the
 circuit breaker opening on a failing bank and closing on a successful probe (settable clock).
 
-Each test runs on SQLite and PostgreSQL. Magic amounts are world-wide (BANKS.md), so a 91 refused
-by HBB is refused by JHB too; the "91 at HBB → paid at JHB" case therefore puts a refusing HBB at the
-edge of the directory (a stub answering exactly what HBB answers a 91) and pays at the real JHB.
+Each test runs on SQLite and PostgreSQL. Magic amounts are world-wide (BANKS.md), so a magic 91 is
+refused by every bank; a refusal at HBB alone is HBB's `refuse_new_orders` fault (`POST /_sim/faults`),
+under which the real HBB answers every new payment with its own signed 91 and records nothing.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
 import pytest
 
 from tests.bindings.conftest import PAYMENT_PASSWORD, ZHANG_WEI, Binder, quick_pay_settings, register
-from tests.gateway.conftest import new_payment
+from tests.gateway.conftest import BankWorld, new_payment
 from tianpay.adapters.clock import SettableClock
 from tianpay.adapters.ids import UlidGenerator
 from tianpay.channels.registry import ChannelRegistry
 from tianpay.domain.card_binding import CardBinding
 from tianpay.domain.channel_health import BreakerState
 from tianpay.domain.payment import AttemptStatus, Payment, PaymentMethod, PaymentStatus
-from tianpay.ports.channels import ChannelResult, Outcome, QuickPayChannel, QuickPayOrder, QuickPayRoute
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
 from tianpay.services import members, quick_pay, routing
 from tianpay.services.gateway import requery_attempts
@@ -81,31 +82,25 @@ def checkout(binder: Binder) -> Checkout:
                     quick_pay_settings(threshold=2))
 
 
-class RefusingHbb:
-    """HBB answering every pay as it answers a magic 91: refused before processing."""
-
-    code = "HBB"
-
-    def __init__(self, real: QuickPayChannel) -> None:
-        self._real = real
-
-    def pay(self, order: QuickPayOrder) -> ChannelResult:
-        return ChannelResult(Outcome.NOT_SUBMITTED, bank_code="91", bank_message="银行系统繁忙")
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._real, name)
+@pytest.fixture
+def refusing_hbb(binder: Binder) -> Iterator[str]:
+    """HBB refusing every new payment (its 91, nothing recorded) until the test ends; returns its URL."""
+    hbb = binder.world.urls["HBB"]
+    httpx.post(f"{hbb}/_sim/faults", json={"refuse_new_orders": True}, timeout=10).raise_for_status()
+    yield hbb
+    httpx.post(f"{hbb}/_sim/faults", json={"reset": True}, timeout=10).raise_for_status()
 
 
-@dataclass
-class Directory:
-    registry: ChannelRegistry
-    overrides: dict[str, object]
-
-    def quick_pay(self, bank: str) -> QuickPayChannel:
-        return self.overrides.get(bank) or self.registry.quick_pay(bank)  # type: ignore[return-value]
-
-    def quick_pay_routes(self) -> list[QuickPayRoute]:
-        return self.registry.quick_pay_routes()
+def moved_into_reserve(world: BankWorld, bank: str, attempt_ids: list[str]) -> int:
+    """What the bank's books moved into our reserve for these attempts (banks name them in the memo)."""
+    state = world.state(bank)
+    reserve = next(a["acc_no"] for a in state["accounts"] if a["kind"] == "reserve")
+    flat = [attempt_id.replace("_", "") for attempt_id in attempt_ids]
+    return sum(
+        int(t["amount_minor"])
+        for t in state["transfers"]
+        if t["credit_acc"] == reserve and any(ref in t["memo"].replace("_", "") for ref in flat)
+    )
 
 
 def test_a_card_is_charged_at_its_own_bank(checkout: Checkout, payer: Payer) -> None:
@@ -114,13 +109,17 @@ def test_a_card_is_charged_at_its_own_bank(checkout: Checkout, payer: Payer) -> 
     assert checkout.attempts(paid) == [("HBB", AttemptStatus.SUCCEEDED, None)]
 
 
-def test_a_91_refusal_at_hbb_fails_over_and_is_paid_at_jhb(
-    checkout: Checkout, payer: Payer, channels: ChannelRegistry
+def test_hbb_refusing_new_orders_fails_over_and_jhb_takes_the_payment(
+    checkout: Checkout, payer: Payer, binder: Binder, refusing_hbb: str
 ) -> None:
-    checkout.channels = Directory(channels, {"HBB": RefusingHbb(channels.quick_pay("HBB"))})
     paid = checkout.pay(payer.cards["HBB"], 2345)
     assert paid.status is PaymentStatus.SUCCEEDED
     assert checkout.attempts(paid) == [("HBB", AttemptStatus.FAILED, "91"), ("JHB", AttemptStatus.SUCCEEDED, None)]
+    with checkout.uow() as uow:
+        attempt_ids = [a.id for a in uow.payments.attempts_of(paid.id)]
+    # The banks' own books agree: HBB recorded nothing, JHB moved the whole amount into our reserve.
+    assert moved_into_reserve(binder.world, "HBB", attempt_ids) == 0
+    assert moved_into_reserve(binder.world, "JHB", attempt_ids) == 2345
 
 
 def test_a_magic_91_is_refused_by_both_banks_and_fails_the_payment(checkout: Checkout, payer: Payer) -> None:
@@ -168,14 +167,13 @@ def test_an_unknown_outcome_never_fails_over_and_the_requery_resolves_it(checkou
 
 
 def test_the_breaker_opens_on_a_failing_bank_and_a_successful_probe_closes_it(
-    checkout: Checkout, payer: Payer, channels: ChannelRegistry
+    checkout: Checkout, payer: Payer, refusing_hbb: str
 ) -> None:
     hbb = routing.quick_pay_channel("HBB")
-    # HBB alone refuses (a real 91 would be refused by JHB as well and open both breakers).
-    checkout.channels = Directory(channels, {"HBB": RefusingHbb(channels.quick_pay("HBB"))})
+    # HBB alone refuses (a magic 91 would be refused by JHB as well and open both breakers).
     for _ in range(2):
         assert checkout.pay(payer.cards["HBB"], 2000).status is PaymentStatus.SUCCEEDED
-    checkout.channels = channels
+    httpx.post(f"{refusing_hbb}/_sim/faults", json={"reset": True}, timeout=10).raise_for_status()
     states = {h.channel: h.state for h in routing.channel_health(checkout.uow)}
     assert states[hbb] is BreakerState.OPEN
     # While open, HBB is not even asked: the payment goes straight to the member's JHB card.

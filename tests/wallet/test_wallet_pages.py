@@ -127,7 +127,9 @@ def test_a_payer_signs_up_with_an_sms_code_and_sets_up_the_wallet(platform: Plat
     assert "1****************9" in home.text
     assert "110105199003071239" not in home.text
     password = form_ending(browser.get("/wallet/payment-password"), "/wallet/payment-password")
-    home = browser.post(password.action, data={**password.fields, "payment_password": PAYMENT_PASSWORD})
+    home = browser.post(password.action, data={
+        **password.fields, "payment_password": PAYMENT_PASSWORD, "payment_password_again": PAYMENT_PASSWORD,
+    })
     assert 'data-field="balance">¥0.00' in home.text
 
 
@@ -194,3 +196,20 @@ def test_logging_out_ends_the_session(platform: Platform, browser: httpx.Client)
     assert 'data-error="login_failed"' in wrong.text
     back = browser.post(login.action, data={**login.fields, "phone": PHONE, "login_password": LOGIN_PASSWORD})
     assert back.url.path == "/wallet"
+
+
+def test_card_and_quick_pay_pages_refuse_posts_without_a_csrf_token(platform: Platform, browser: httpx.Client) -> None:
+    cards = browser.get("/wallet/cards")
+    assert cards.status_code == 200
+    assert "script-src 'self'" in cards.headers["content-security-policy"]
+    assert cards.headers["x-frame-options"] == "DENY"
+    assert browser.post("/wallet/cards", data={"card_number": HBB_CARD, "phone": "13800138001"}).status_code == 403
+    assert browser.post("/wallet/top-up/quick-pay", data={"amount": "1"}).status_code == 403
+    merchant_id = add_merchant(platform.container.uow, platform.clock, "mch_WALLET_CSRF")
+    payment = new_payment(platform.container.uow, platform.clock, platform.container.ids, merchant_id, 1_000)
+    page = browser.get(f"/cashier/{payment.id}/quick-pay")
+    assert page.status_code == 200
+    assert "no-store" in page.headers["cache-control"]
+    assert 'href="/wallet/cards"' in page.text  # signed in, no card bound yet
+    refused = browser.post(f"/cashier/{payment.id}/quick-pay", data={"card_id": "cbd_x", "payment_password": "1"})
+    assert refused.status_code == 403

@@ -188,3 +188,24 @@ def wallet_refund(
     return JournalEntry(
         REFUND_SUCCEEDED, refund_id, tuple(legs), f"refund {refund_id} of wallet payment {payment_id}"
     )
+
+
+POS_PAYMENT_VOIDED: Final = "pos_payment.voided"
+POS_PAYMENT_REVERSED: Final = "pos_payment.reversed"
+# A void that was itself reversed: TCS debits the card again, so the void's entry is undone.
+POS_VOID_REVERSED: Final = "pos_payment.void_reversed"
+
+
+def pos_payment_undone(
+    *, payment_id: str, merchant_id: str, bank: str, amount: Money, fee: Money, voided: bool
+) -> JournalEntry:
+    """A POS payment voided the same day, or reversed: the exact mirror of its success entry.
+
+    The switch already put the money back on the card (a void or a 0400 never reaches settlement,
+    BANKS.md TCS), so the merchant's credit and the fee are both undone at once, with no
+    in-transit leg: Dr ``merchant:M:pending`` / Cr ``bank:B:reserve``, and the fee returned.
+    """
+    success = bank_payment_succeeded(payment_id=payment_id, merchant_id=merchant_id, bank=bank, amount=amount, fee=fee)
+    mirrored = tuple(Posting(leg.account, -leg.amount) for leg in success.postings)
+    event = POS_PAYMENT_VOIDED if voided else POS_PAYMENT_REVERSED
+    return JournalEntry(event, payment_id, mirrored, f"POS payment {payment_id} {'voided' if voided else 'reversed'}")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +18,9 @@ from rich.console import Console
 from tianpay.bootstrap import Container, build_container
 from tianpay.config import Settings
 from tianpay.services.ledger import verify_ledger
+
+if TYPE_CHECKING:
+    from tianpay.entrypoints.pos_terminal import Terminal
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Tianpay payment platform")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema")
@@ -354,6 +358,223 @@ def demo_command(
     from tianpay.entrypoints.demo import run_demo
 
     raise typer.Exit(run_demo(data_dir=data_dir, keep=keep, port=port, timeout_s=timeout_s))
+
+terminal_app = typer.Typer(no_args_is_help=True, help="POS terminals")
+app.add_typer(terminal_app, name="terminal")
+
+
+@terminal_app.command("create")
+def terminal_create(
+    merchant: Annotated[str, typer.Option("--merchant", help="The merchant id the terminal belongs to.")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonOutput = False,
+    save: Annotated[
+        Path | None, typer.Option("--save", help="Write tid/mid/tmk to this file (mode 0600) for `tianpay pos`.")
+    ] = None,
+) -> None:
+    """Create a POS terminal; its master key (TMK) is printed once, for key injection."""
+    import secrets
+
+    from tianpay.entrypoints.pos_terminal import TerminalState, save_terminal
+    from tianpay.services.pos import create_terminal
+
+    container = open_container(data_dir)
+    try:
+        tid = f"{secrets.randbelow(10**8):08d}"
+        mid = f"898120{secrets.randbelow(10**9):09d}"
+        tmk = secrets.token_bytes(16)
+        sealed = container.vault.seal(tmk, context=f"terminal:{tid}:tmk")
+        create_terminal(container.uow, container.clock, merchant_id=merchant, tid=tid, mid=mid, tmk_ciphertext=sealed)
+        with container.uow() as uow:
+            owner = uow.merchants.get(merchant)
+        port = container.settings.port + 5  # pos-front's place under `tianpay up` (DESIGN.md §2)
+    finally:
+        container.close()
+    if save is not None:
+        state = TerminalState(tid, mid, tmk.hex().upper(), owner.name if owner else merchant, port=port)
+        save_terminal(save, state)
+    if as_json:
+        emit_json({"tid": tid, "mid": mid, "tmk": tmk.hex().upper()})
+    else:
+        console.print(f"terminal {tid} (MID {mid}); inject this TMK now, it is not shown again: {tmk.hex().upper()}")
+
+
+@app.command("pos-front")
+def pos_front_command(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8005,
+    timeout_s: Annotated[float, typer.Option("--switch-timeout-s", help="How long TCS may take to answer.")] = 5.0,
+) -> None:
+    """Serve POS terminals (ISO 8583 over TCP) and forward to the TCS card switch."""
+    import asyncio
+
+    from tianpay.channels.tcs.client import TcsClient
+    from tianpay.channels.tcs.onboarding import load_tcs_config
+    from tianpay.entrypoints.pos_front.server import PosFront, serve
+
+    container = open_container(data_dir)
+    config = load_tcs_config(data_dir, timeout_s=timeout_s)
+    if config is None:
+        console.print("TCS is not onboarded: POS requests will be answered 96")
+    front = PosFront(
+        container.uow, container.clock, container.ids, container.vault, None if config is None else TcsClient(config)
+    )
+    try:
+        asyncio.run(serve(front, host, port, ready=lambda h, p: console.print(f"pos-front on {h}:{p}")))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        container.close()
+
+
+
+pos_app = typer.Typer(no_args_is_help=True, help="A POS terminal emulator (talks to `tianpay pos-front`)")
+app.add_typer(pos_app, name="pos")
+TerminalFile = Annotated[
+    Path, typer.Option("--terminal", help="The terminal file from `tianpay terminal create --save`.")
+]
+PosHost = Annotated[str | None, typer.Option("--host", help="pos-front's host (default: the terminal file's).")]
+PosPort = Annotated[int | None, typer.Option("--port", help="pos-front's port (default: the terminal file's).")]
+Card = Annotated[str, typer.Option("--card", help="The card number (printed masked).")]
+Pin = Annotated[str, typer.Option("--pin", prompt=True, hide_input=True, help="The cardholder's PIN.")]
+DEFAULT_TERMINAL = Path("terminal.json")
+
+
+def _terminal(path: Path, host: str | None, port: int | None) -> Terminal:
+    from tianpay.entrypoints.pos_terminal import Terminal, TerminalError, load_terminal
+
+    try:
+        state = load_terminal(path)
+    except TerminalError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if host:
+        state.host = host
+    if port:
+        state.port = port
+    return Terminal(state, path)
+
+
+def _finish(answer: dict[str, str], text: str, as_json: bool, extra: dict[str, object] | None = None) -> None:
+    ok = answer.get("39") == "00"
+    if as_json:
+        emit_json({"response_code": answer.get("39"), "stan": answer.get("11"), "rrn": answer.get("37"),
+                   "auth_code": answer.get("38"), **(extra or {})})  # fmt: skip
+    elif ok:
+        typer.echo(text)
+    else:
+        console.print(f"[red]交易失败 declined: {answer.get('39')}[/red]")
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _run_pos(action: Callable[[], dict[str, str]]) -> dict[str, str]:
+    from tianpay.entrypoints.pos_terminal import TerminalError
+
+    try:
+        return action()
+    except (TerminalError, OSError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@pos_app.command("signon")
+def pos_signon(
+    terminal_file: TerminalFile = DEFAULT_TERMINAL, host: PosHost = None, port: PosPort = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Sign on (0800): fetch fresh working keys PIK/MAK under the terminal's TMK."""
+    terminal = _terminal(terminal_file, host, port)
+    answer = _run_pos(terminal.sign_on)
+    _finish(answer, f"签到成功 signed on: TID {terminal.state.tid}, batch {terminal.state.batch_no:06d}", as_json)
+
+
+@pos_app.command("purchase")
+def pos_purchase(
+    amount: Annotated[str, typer.Option("--amount", help="Yuan, e.g. 12.34.")],
+    card: Card,
+    pin: Pin,
+    terminal_file: TerminalFile = DEFAULT_TERMINAL, host: PosHost = None, port: PosPort = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Purchase (消费, 0200 000000) and print the merchant copy of the receipt."""
+    from tianpay.entrypoints.pos_terminal import TerminalError, parse_amount, receipt
+
+    terminal = _terminal(terminal_file, host, port)
+    try:
+        minor = parse_amount(amount)
+    except TerminalError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    answer = _run_pos(lambda: terminal.financial("purchase", card=card, pin=pin, amount_minor=minor))
+    _finish(answer, receipt(terminal.state, "purchase", answer, card=card, amount_minor=minor), as_json,
+            {"amount": minor})  # fmt: skip
+
+
+@pos_app.command("void")
+def pos_void(
+    stan: Annotated[str, typer.Option("--stan", help="The purchase's STAN (凭证号) in this batch.")],
+    card: Card,
+    terminal_file: TerminalFile = DEFAULT_TERMINAL, host: PosHost = None, port: PosPort = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Void (消费撤销) a purchase of the current batch, found by its STAN."""
+    from tianpay.entrypoints.pos_terminal import TerminalError, receipt
+
+    terminal = _terminal(terminal_file, host, port)
+    try:
+        original = terminal.find(stan.zfill(6))
+    except TerminalError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    answer = _run_pos(lambda: terminal.financial(
+        "void", card=card, pin=None, amount_minor=original.amount_minor, original=original))
+    _finish(answer, receipt(terminal.state, "void", answer, card=card, amount_minor=original.amount_minor), as_json,
+            {"amount": original.amount_minor})  # fmt: skip
+
+
+@pos_app.command("balance")
+def pos_balance(
+    card: Card,
+    pin: Pin,
+    terminal_file: TerminalFile = DEFAULT_TERMINAL, host: PosHost = None, port: PosPort = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Balance inquiry (余额查询): the card's available balance at its issuer."""
+    from tianpay.domain.pos import mask_pan
+
+    terminal = _terminal(terminal_file, host, port)
+    answer = _run_pos(lambda: terminal.financial("balance", card=card, pin=pin))
+    minor = int(answer.get("4", "0") or "0")
+    _finish(answer, f"{mask_pan(card)} 余额 BALANCE: RMB {minor // 100}.{minor % 100:02d}", as_json,
+            {"balance": minor})  # fmt: skip
+
+
+@pos_app.command("settle")
+def pos_settle(
+    terminal_file: TerminalFile = DEFAULT_TERMINAL, host: PosHost = None, port: PosPort = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Batch settlement (结算, 0500): the batch's totals against the host's; a new batch on success."""
+    terminal = _terminal(terminal_file, host, port)
+    batch = terminal.state.batch_no
+    settled: list[tuple[int, int, int, int]] = []
+
+    def run() -> dict[str, str]:
+        answer, totals = terminal.settle()
+        settled.append(totals)
+        return answer
+
+    answer = _run_pos(run)
+    balanced = answer.get("48", "")[-1:] == "1"
+    count, debit, voids, credit = settled[0]
+    verdict = "对账平 balanced" if balanced else "对账不平 NOT balanced"
+    text = (f"结算 SETTLEMENT batch {batch:06d}: 消费 {count} 笔 RMB {debit // 100}.{debit % 100:02d}, "
+            f"撤销 {voids} 笔 RMB {credit // 100}.{credit % 100:02d} — {verdict}")  # fmt: skip
+    _finish(answer, text, as_json, {"batch": batch, "balanced": balanced})
+    if not balanced:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -1,15 +1,16 @@
-"""``tianpay demo``: a scripted tour of gateway mode on a fresh embedded instance, checked end to end.
+"""``tianpay demo``: a scripted tour of gateway and account mode on a fresh embedded instance, checked end to end.
 
 It starts the real processes (banks, API server, worker) with compressed schedules, plays a merchant
-(the SDK and a webhook receiver) and a payer (the cashier and bank pages over HTTP), then holds what
-the platform recorded against what each bank did and against the ledger. Exit 0 only if all agree.
+(the SDK and a webhook receiver) and a payer (the cashier, wallet and bank pages over HTTP), then
+holds what the platform recorded against what each bank did and against the ledger. Account mode
+(a member, bound cards, the wallet, quick pay, a failover) is in ``demo_account.py``. Exit 0 only if
+all agree.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -28,9 +29,10 @@ from rich.table import Table
 from tianpay.bootstrap import Container, build_container
 from tianpay.config import Settings
 from tianpay.domain.errors import NotFound
+from tianpay.entrypoints.demo_account import account_table, play_account_mode, settle_account
 from tianpay.entrypoints.demo_payer import Leaves, Payer, PayerStuck
 from tianpay.entrypoints.demo_receiver import MerchantSite
-from tianpay.entrypoints.launcher import Supervisor, bring_up
+from tianpay.entrypoints.launcher import Supervisor, bring_up, free_port_block
 from tianpay.services.ledger import verify_ledger
 from tianpay.services.merchants import set_webhook_url
 
@@ -57,6 +59,8 @@ DEMO_ENV = {
     "TIANPAY_WEBHOOK_RETRY_SCALE": "0.01",
     "BANKSIM_NOTIFY_SCALE": "0.01",
     "BANKSIM_HANG_S": str(HANG_S),
+    # Account mode signs the member up in the wallet; the demo reads the platform's text to the phone.
+    "TIANPAY_DEV_SMS_OUTBOX": "1",
 }
 
 
@@ -196,26 +200,6 @@ class Instance:
                 return uow.ledger.balance(code).minor
             except NotFound:
                 return 0
-
-
-def free_port_block(size: int = 6) -> int:
-    """A base port such that ``base … base+size-1`` are free on loopback now (the banks follow the API)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + size < 65_000 and all(_is_free(base + offset) for offset in range(size)):
-            return base
-    raise DemoError("no free block of loopback ports")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def import_sdk() -> None:
@@ -493,9 +477,15 @@ def tour(instance: Instance, console: Console, timeout_s: float) -> bool:
     run_tag = datetime.now(UTC).strftime("%H%M%S")
     before = reserve_balances(instance)
     tracked = play_all(instance, console, run_tag)
+    # Account mode runs while the gateway rows wait for their expiry minute, so it adds little time.
+    with console.status("account mode…"):
+        steps = play_account_mode(instance, run_tag, lambda line: console.print(f"  {line}"))
     seen = settle(instance, tracked, timeout_s, console)
     console.print(outcome_table(tracked, seen))
     outcomes_ok = all(row_passes(t, seen[t.subject_id]) for t in tracked)
+    account_seen = settle_account(instance, steps)
+    console.print(account_table(steps, account_seen))
+    outcomes_ok = outcomes_ok and all(account_seen[s.subject_id].agrees(s) for s in steps)
     report = verify_ledger(instance.container.uow)
     if report.is_sound:
         console.print(f"[green]✓[/green] tianpay ledger verify: sound — {report.accounts} accounts, "

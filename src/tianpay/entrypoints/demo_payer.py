@@ -93,9 +93,17 @@ class Payer:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         self._browser.close()
 
+    @property
+    def browser(self) -> httpx.Client:
+        """The session itself, for pages other than the cashier (the wallet's), sharing its cookies."""
+        return self._browser
+
     def pay(self, cashier_url: str, bank: str, leaves: Leaves = Leaves.RETURNS) -> str:
         """Pays at ``bank`` from the cashier page; returns what the payer last saw, in a few words."""
-        bank_form = self.choose_bank(cashier_url, bank)
+        return self.pay_at_bank(self.choose_bank(cashier_url, bank), bank, leaves)
+
+    def pay_at_bank(self, bank_form: Form, bank: str, leaves: Leaves = Leaves.RETURNS) -> str:
+        """Follows a page's form to ``bank`` (the cashier's or the wallet top-up's), logs in and confirms."""
         try:
             if bank == "JHB":
                 return self._pay_at_jhb(bank_form, leaves)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +23,11 @@ from typing import IO, Any
 import httpx
 
 STARTUP_TIMEOUT_S = 60.0
+# One instance takes seven consecutive ports: the platform, HBB, JHB, BCB, TCS (ISO), pos-front and
+# TCS's admin (DESIGN.md §2 and docs/banks/tcs.md).
+PORTS_PER_INSTANCE = 7
+# DESIGN.md §2: pos-front listens on the platform's port + 5 (the banks take +1 … +4).
+POS_FRONT_PORT_OFFSET = 5
 
 
 @dataclass
@@ -151,6 +157,33 @@ def start_banks(
     return urls
 
 
+def read_tcs_endpoint(data_dir: Path) -> dict[str, Any]:
+    """Where TCS listens: ``<data-dir>/banks/tcs/endpoint.json`` (docs/banks/tcs.md §1).
+
+    TCS writes it before the banks announce their URLs, so once ``start_banks`` returned it is
+    the current run's; it is not in the banks' JSON line because that map holds HTTP banks only.
+    """
+    path = data_dir / "banks" / "tcs" / "endpoint.json"
+    endpoint: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return endpoint
+
+
+def wait_until_accepting(
+    host: str, port: int, timeout_s: float = STARTUP_TIMEOUT_S, is_alive: Callable[[], bool] | None = None
+) -> None:
+    """Waits until a TCP server (pos-front speaks ISO 8583, not HTTP) accepts connections."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if is_alive is not None and not is_alive():
+            raise RuntimeError(f"the process behind {host}:{port} exited during start-up")
+        try:
+            with socket.create_connection((host, port), timeout=2.0):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{host}:{port} did not accept connections within {timeout_s:.0f}s")
+
+
 def platform_argv(command: str, data_dir: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "tianpay", command, "--data-dir", str(data_dir), *extra]
 
@@ -169,7 +202,7 @@ def up(*, data_dir: Path, host: str, port: int, as_json: bool) -> int:
 def bring_up(
     *, data_dir: Path, host: str, port: int, env: dict[str, str] | None = None, output: IO[str] | None = None
 ) -> tuple[Supervisor, dict[str, Any]]:
-    """Starts the banks, the API server and the worker once they answer; returns them and the summary.
+    """Starts the banks, the API server, the worker and pos-front; returns them and the summary.
 
     ``env`` is added to every child's environment (``tianpay demo`` compresses the schedules with it)
     and ``output`` receives their logs. On failure every child already started is stopped.
@@ -189,7 +222,10 @@ def bring_up(
     supervisor = Supervisor(output=output)
     try:
         bank_urls = start_banks(supervisor, data_dir, host, port + 1, env=env)
-        onboard_banks(data_dir, bank_urls)
+        tcs = read_tcs_endpoint(data_dir)
+        # TCS is onboarded over its HTTP admin (zone keys, docs/banks/tcs.md §7); the summary then
+        # names its ISO 8583 address, the one the platform actually talks to (DESIGN.md §2).
+        onboard_banks(data_dir, {**bank_urls, "TCS": str(tcs["admin_url"])})
         demo = ensure_demo_merchant(container)
         operator = ensure_demo_operator(container)
         database_url = container.engine.url.render_as_string(hide_password=True)
@@ -198,7 +234,12 @@ def bring_up(
             "serve", platform_argv("serve", data_dir, "--host", host, "--port", str(port)), env=env
         )
         supervisor.start("worker", platform_argv("worker", data_dir), env=env)
+        pos_port = port + POS_FRONT_PORT_OFFSET
+        pos_front = supervisor.start(
+            "pos-front", platform_argv("pos-front", data_dir, "--host", host, "--port", str(pos_port)), env=env
+        )
         wait_until_answering(f"{api_url}/v1/platform-keys", is_alive=lambda: serve.process.poll() is None)
+        wait_until_accepting(host, pos_port, is_alive=lambda: pos_front.process.poll() is None)
     except Exception:
         supervisor.stop()
         raise
@@ -206,8 +247,9 @@ def bring_up(
         container.close()
     summary: dict[str, Any] = {
         "api": api_url,
-        "banks": dict(bank_urls),
-        "pos_front": None,
+        "banks": {**bank_urls, "TCS": f"{tcs['iso_host']}:{tcs['iso_port']}"},
+        "tcs_admin": str(tcs["admin_url"]),
+        "pos_front": f"{host}:{pos_port}",
         "database": database_url,
         "merchant": {
             "merchant_id": demo.merchant_id,
@@ -227,7 +269,11 @@ def print_summary(summary: dict[str, Any]) -> None:
     table = Table(title="Tianpay is up", show_header=False)
     table.add_row("merchant API", f"{summary['api']}/v1   (docs: {summary['api']}/docs)")
     for code, url in summary["banks"].items():
-        table.add_row(f"bank {code}", f"{url}   (SMS outbox {url}/sms)")
+        if url.startswith("http"):
+            table.add_row(f"bank {code}", f"{url}   (SMS outbox {url}/sms)")
+        else:
+            table.add_row(f"card switch {code}", f"{url}   (ISO 8583; admin {summary['tcs_admin']}/_sim/faults)")
+    table.add_row("POS front (terminals)", f"{summary['pos_front']}   (try: tianpay pos --help)")
     table.add_row("database", str(summary["database"]))
     table.add_row("wallet (payers)", f"{summary['api']}/wallet")
     for key, value in summary["merchant"].items():
@@ -235,3 +281,23 @@ def print_summary(summary: dict[str, Any]) -> None:
     table.add_row("operator login", f"{summary['operator']['username']} / {summary['operator']['password']}")
     table.add_row("stop", "Ctrl-C stops every process")
     Console().print(table)
+
+
+def free_port_block(size: int = PORTS_PER_INSTANCE) -> int:
+    """A base port such that ``base … base+size-1`` are all free on loopback right now."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base + size < 65_000 and all(_is_free(base + offset) for offset in range(size)):
+            return base
+    raise RuntimeError("no free block of loopback ports")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

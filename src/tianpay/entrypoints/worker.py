@@ -25,7 +25,9 @@ from tianpay.config import WEBHOOK_RETRY_SCHEDULE_S
 from tianpay.entrypoints.gateway_wiring import gateway_settings
 from tianpay.ports.clock import Clock
 from tianpay.ports.webhooks import WebhookSender
+from tianpay.services.debit_schedules import run_due_debits
 from tianpay.services.gateway import requery_attempts
+from tianpay.services.mandates import expire_mandates
 from tianpay.services.notifications import DispatchPolicy, dispatch_due_events
 from tianpay.services.payments import expire_payments
 from tianpay.services.refunds import RequeryPolicy, process_late_success_refunds, requery_refunds
@@ -133,6 +135,44 @@ def requery_job(container: Container) -> Job:
     return FunctionJob("payment_requery", run)
 
 
+def direct_debit_jobs(container: Container, *, worker_id: str) -> list[Job]:
+    """Mandates past their validity expire; scheduled debits due today run once per period
+    (docs/direct-debit.md): the (schedule, period) claim keeps several workers from debiting twice."""
+    settings = gateway_settings(container)
+
+    def scheduled(now: datetime) -> int:
+        return run_due_debits(
+            container.uow, container.clock, container.ids, container.channels, container.member_tools.cipher,
+            settings, now, worker_id=worker_id,
+        )
+
+    return [
+        FunctionJob("mandate_expiry", lambda now: expire_mandates(container.uow, container.clock, now)),
+        FunctionJob("scheduled_debits", scheduled),
+    ]
+
+
+def pos_reversal_job(container: Container) -> Job | None:
+    """Continues the reversals owed to TCS (BANKS.md TCS: "the platform sends a reversal (0400)
+    until it gets a 0410"), e.g. after pos-front restarted mid-reversal. None when TCS was never
+    onboarded (no POS acquiring on this instance)."""
+    import asyncio
+
+    from tianpay.channels.tcs.client import TcsClient
+    from tianpay.channels.tcs.onboarding import load_tcs_config
+    from tianpay.entrypoints.pos_front.server import PosFront
+
+    config = load_tcs_config(container.settings.data_dir, timeout_s=container.settings.bank_timeout_s)
+    if config is None:
+        return None
+    front = PosFront(container.uow, container.clock, container.ids, container.vault, TcsClient(config))
+
+    def run(_now: datetime) -> int:
+        return asyncio.run(front.continue_reversals())
+
+    return FunctionJob("pos_reversals", run)
+
+
 def build_worker(container: Container, *, worker_id: str | None = None, sender: WebhookSender | None = None) -> Worker:
     """The worker with every job this process runs; later jobs (re-query, expiry…) join the list."""
     worker_id = worker_id or default_worker_id()
@@ -147,7 +187,12 @@ def build_worker(container: Container, *, worker_id: str | None = None, sender: 
         requery_job(container),
         *refund_jobs(container),
         FunctionJob("wallet_pay_after_top_up", lambda now: pay_after_top_ups(container.uow, container.member_tools)),
+        *direct_debit_jobs(container, worker_id=worker_id),
     ]
+    # POS acquiring only where TCS was onboarded (docs/pos.md "Reversals and timeouts").
+    reversals = pos_reversal_job(container)
+    if reversals is not None:
+        jobs.append(reversals)
     return Worker(
         jobs=jobs,
         clock=container.clock,

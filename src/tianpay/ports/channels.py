@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from tianpay.domain.money import Money
@@ -150,8 +150,19 @@ class RefundChannel(Protocol):
     def query_refund(self, refund_id: str, created_at: datetime) -> ChannelResult: ...
 
 
+class PaymentQuery(Protocol):
+    """Anything that can tell what became of one attempt: every payment interface can."""
+
+    def query_payment(self, attempt_id: str, created_at: datetime) -> ChannelResult: ...
+
+
 class ChannelDirectory(Protocol):
     """The channels the platform is connected to, by bank code (``HBB``, ``JHB`` …)."""
+
+    def payment_query(self, bank: str) -> PaymentQuery:
+        """The bank's query for payment attempts of any interface (online banking, quick pay, direct
+        debit); raises NotFound for a bank the platform takes no payments through."""
+        ...
 
     def online_banking(self, bank: str) -> OnlineBankingChannel:
         """The bank's online-banking channel; raises NotFound for a bank that offers none."""
@@ -312,4 +323,63 @@ class QuickPayDirectory(Protocol):
 
     def quick_pay_routes(self) -> list[QuickPayRoute]:
         """Every quick-pay channel's route, in the platform's default preference order."""
+        ...
+
+
+# ---- direct debit (代扣): a mandate signed once with an SMS code, then debits with no payer step ------
+
+
+@dataclass(frozen=True, slots=True)
+class MandateApplication:
+    """Asks the bank to text the payer a code for a mandate with these limits (amounts in minor units)."""
+
+    mandate_id: str
+    member_ref: str
+    holder: CardHolder
+    max_per_debit: Money
+    max_per_month: Money
+    valid_until: date
+    purpose: str
+
+
+@dataclass(frozen=True, slots=True)
+class MandateAnswer:
+    """SUCCEEDED with ``bank_ref`` (the apply token, or the bank's mandate number after confirm)."""
+
+    outcome: Outcome
+    bank_ref: str | None = field(default=None, repr=False)
+    bank_code: str | None = None
+    bank_message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DebitOrder:
+    attempt_id: str
+    amount: Money
+    subject: str
+    created_at: datetime
+    notify_url: str
+    bank_mandate_no: str = field(repr=False)
+
+
+class DirectDebitChannel(Protocol):
+    """A bank's direct-debit interface. ``debit`` is sent once; an unclear answer is resolved by
+    ``query_payment``, never by a second debit."""
+
+    code: str
+
+    def apply_mandate(self, application: MandateApplication) -> MandateAnswer: ...
+
+    def confirm_mandate(self, bank_token: str, sms_code: str) -> MandateAnswer: ...
+
+    def revoke_mandate(self, bank_mandate_no: str) -> MandateAnswer: ...
+
+    def debit(self, order: DebitOrder) -> ChannelResult: ...
+
+    def query_payment(self, attempt_id: str, created_at: datetime) -> ChannelResult: ...
+
+
+class DirectDebitDirectory(Protocol):
+    def direct_debit(self, bank: str) -> DirectDebitChannel:
+        """The bank's direct-debit channel; raises NotFound for a bank that offers none here."""
         ...

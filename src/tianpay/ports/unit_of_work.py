@@ -12,14 +12,17 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from tianpay.ports.card_bindings import CardBindingRepository, ChannelHealthRepository
+from tianpay.ports.debit_schedules import DebitScheduleRepository
 from tianpay.ports.gateway import AttemptQueryRepository, OperatorAlertRepository
 from tianpay.ports.idempotency import IdempotencyRepository
 from tianpay.ports.ledger import LedgerRepository
+from tianpay.ports.mandates import MandateRepository
 from tianpay.ports.members import MemberRepository, SmsCodeRepository
 from tianpay.ports.merchants import MerchantRepository
 from tianpay.ports.operators import OperatorRepository
 from tianpay.ports.outbox import OutboxRepository
 from tianpay.ports.payments import PaymentRepository
+from tianpay.ports.pos import PosTransactionRepository, TerminalRepository
 from tianpay.ports.refunds import RefundRepository
 from tianpay.ports.replays import ReplayRepository
 from tianpay.ports.wallet import WalletRepository
@@ -41,6 +44,10 @@ class UnitOfWork(Protocol):
     wallet: WalletRepository
     card_bindings: CardBindingRepository
     channel_health: ChannelHealthRepository
+    mandates: MandateRepository
+    debit_schedules: DebitScheduleRepository
+    terminals: TerminalRepository
+    pos_transactions: PosTransactionRepository
 
     def __enter__(self) -> Self: ...
 

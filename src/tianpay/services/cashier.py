@@ -16,6 +16,7 @@ from tianpay.domain.errors import NotFound
 from tianpay.domain.payment import Payment, PaymentStatus
 from tianpay.ports.channels import ChannelDirectory
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
+from tianpay.services.quick_pay import CARD_PAYABLE_METHODS
 
 
 class PageState(enum.StrEnum):
@@ -40,6 +41,11 @@ class CashierView:
     merchant_return_url: str | None
 
     @property
+    def offers_quick_pay(self) -> bool:
+        """Whether a signed-in member may pay with a bound card now (not once an attempt is out)."""
+        return self.state is PageState.PAYABLE and self.payment.method in CARD_PAYABLE_METHODS
+
+    @property
     def offers_banks(self) -> bool:
         return self.state in (PageState.PAYABLE, PageState.PROCESSING) and bool(self.banks)
 
@@ -50,13 +56,15 @@ def cashier_view(
     """The payment as the payer sees it; NotFound for an unknown id or one not paid at the cashier."""
     with uow_factory() as uow:
         payment = uow.payments.get(payment_id)
-        if payment is None or not payment.method.uses_cashier_page:
+        shown = payment is not None and (payment.method.uses_cashier_page or payment.method in CARD_PAYABLE_METHODS)
+        if payment is None or not shown:
             raise NotFound(f"no payment {payment_id} to pay here", param="payment_id")
         merchant = uow.merchants.get(payment.merchant_id)
     state = page_state(payment, now)
     seconds_left = max(0, int((payment.expires_at - now).total_seconds()))
     banks: tuple[str, ...] = ()
-    if state in (PageState.PAYABLE, PageState.PROCESSING):
+    # A quick-pay payment is paid with a bound card only; the bank choice is online banking's.
+    if state in (PageState.PAYABLE, PageState.PROCESSING) and payment.method.uses_cashier_page:
         offered = channels.online_banking_banks()
         banks = tuple(bank for bank in offered if payment.bank is None or bank == payment.bank)
     return CashierView(

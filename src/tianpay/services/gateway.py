@@ -27,7 +27,6 @@ from tianpay.ports.channels import (
     FormNotIssued,
     InvalidNotification,
     NotificationAck,
-    OnlineBankingChannel,
     OnlineBankingOrder,
     Outcome,
     RedirectForm,
@@ -497,7 +496,8 @@ def _query_and_apply(
 ) -> None:
     attempt = schedule.attempt
     try:
-        channel: OnlineBankingChannel = channels.online_banking(attempt.bank)
+        # Any payment interface's attempts are queried here: online banking, quick pay, direct debit.
+        channel = channels.payment_query(attempt.bank)
     except NotFound:
         log.error("gateway.requery_bank_missing", attempt_id=attempt.id, bank=attempt.bank)
         return

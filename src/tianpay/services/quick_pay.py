@@ -36,6 +36,10 @@ class NotQuickPay(DomainError):
     code = "payment_method_mismatch"
 
 
+# A payer at the cashier may choose a bound card for a ``cashier`` payment too.
+CARD_PAYABLE_METHODS = frozenset({PaymentMethod.QUICK_PAY, PaymentMethod.CASHIER})
+
+
 class QuickPayUnavailable(DomainError):
     """No channel may take the payment now (limits, or every bank's circuit breaker is open)."""
 
@@ -60,8 +64,11 @@ def confirm_quick_pay(
     payment_id: str,
     card_id: str,
     payment_password: str,
+    member_id: str | None = None,
 ) -> Payment:
-    """Charges a bound card for a ``quick_pay`` payment once the payment password is right.
+    """Charges a bound card for a ``quick_pay`` (or ``cashier``) payment once the payment password is right.
+
+    With ``member_id`` (a signed-in payer at the cashier or wallet) the card must be that member's.
 
     Returns the payment as it stands: succeeded, failed (every admitted channel refused; the
     attempts say why), or processing (an answer was unclear: the re-query job or the bank's
@@ -70,11 +77,11 @@ def confirm_quick_pay(
     or QuickPayUnavailable.
     """
     payment = _payment(uow_factory, merchant_id, payment_id)
-    if payment.method is not PaymentMethod.QUICK_PAY:
+    if payment.method not in CARD_PAYABLE_METHODS:
         raise NotQuickPay(f"payment {payment_id} is a {payment.method.value} payment", param="id")
     if payment.status is not PaymentStatus.CREATED:
         return payment
-    binding = get_binding(uow_factory, card_id, merchant_id=merchant_id)
+    binding = get_binding(uow_factory, card_id, merchant_id=merchant_id, member_id=member_id)
     if binding.status is not BindingStatus.BOUND:
         raise CardNotBound(f"card {card_id} is not bound", param="card_id")
     verify_payment_password(uow_factory, tools, binding.member_id, payment_password)

@@ -561,3 +561,140 @@ operators = Table(
     Column("is_disabled", Boolean, nullable=False, default=False),
     Column("created_at", utc_datetime(), nullable=False),
 )
+
+# POS terminals (migration 0007): the terminal master key (TMK) and the current working keys
+# (PIK, MAK) are sealed by the vault with the tid as context; the clear TMK is shown once.
+terminals = Table(
+    "terminals",
+    metadata,
+    Column("tid", String(8), primary_key=True),
+    Column("mid", String(15), nullable=False),
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=False),
+    Column("tmk_ciphertext", Text, nullable=False),
+    Column("pik_ciphertext", Text, nullable=True),
+    Column("mak_ciphertext", Text, nullable=True),
+    Column("batch_no", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("signed_on_at", utc_datetime(), nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("updated_at", utc_datetime(), nullable=False),
+    Index("ix_terminals_merchant", "merchant_id"),
+)
+
+# One terminal request (purchase, void, balance inquiry), keyed as the terminal keys it: (tid,
+# batch, STAN). A reversal (0400) carries the original's STAN, so it is a state of this row; a
+# reversal still owed to the switch (reversal_status "pending") is finished by the worker.
+pos_transactions = Table(
+    "pos_transactions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tid", String(8), nullable=False),
+    Column("batch_no", Integer, nullable=False),
+    Column("stan", String(6), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("card_masked", String(24), nullable=False),
+    # The card number sealed by the vault: a reversal (0400) must carry F2 (docs/banks/tcs.md §4).
+    Column("pan_ciphertext", Text, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("response_code", String(2), nullable=True),
+    Column("rrn", String(12), nullable=True),
+    Column("auth_code", String(6), nullable=True),
+    # The STAN and F7 this platform used towards the switch (its own trace numbering).
+    Column("switch_stan", String(6), nullable=False),
+    Column("transmitted_at", String(10), nullable=False),
+    Column("original_stan", String(6), nullable=True),
+    Column("payment_id", String(40), nullable=True),
+    Column("bank", String(10), nullable=True),
+    Column("reversal_status", String(20), nullable=False),
+    Column("reversal_tries", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_reversal_at", utc_datetime(), nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("updated_at", utc_datetime(), nullable=False),
+    UniqueConstraint("tid", "batch_no", "stan", name="uq_pos_transactions_tid_batch_stan"),
+    Index("ix_pos_transactions_reversal", "reversal_status", "next_reversal_at"),
+    Index("ix_pos_transactions_payment", "payment_id"),
+)
+
+
+# Direct-debit mandates (代扣协议, DESIGN.md §5). The bank's token (while applied) and then its
+# mandate number are sealed by the PII cipher; ``valid_until`` is a Beijing date (ISO text).
+mandates = Table(
+    "mandates",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=False),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=False),
+    Column("merchant_mandate_no", String(64), nullable=False),
+    Column("bank", String(10), nullable=False),
+    Column("card_masked", String(24), nullable=False),
+    Column("max_per_debit_minor", BigInteger, nullable=False),
+    Column("max_per_month_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("valid_until", String(10), nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("bank_ref_sealed", Text, nullable=True),
+    Column("failure_code", String(60), nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("updated_at", utc_datetime(), nullable=False),
+    UniqueConstraint("merchant_id", "merchant_mandate_no", name="uq_mandates_merchant_mandate_no"),
+    Index("ix_mandates_status_valid_until", "status", "valid_until"),
+)
+
+# One row per debit: the payment it became and the Beijing month it counts against.
+mandate_debits = Table(
+    "mandate_debits",
+    metadata,
+    Column("payment_id", String(40), ForeignKey("payments.id"), primary_key=True),
+    Column("mandate_id", String(40), ForeignKey("mandates.id"), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    Index("ix_mandate_debits_mandate_period", "mandate_id", "period"),
+)
+
+# Monthly debit schedules on mandates (docs/direct-debit.md). ``fixed_amount_minor`` is null for a
+# ``bill`` schedule, whose amount per period comes from ``debit_schedule_bills``.
+debit_schedules = Table(
+    "debit_schedules",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=False),
+    Column("mandate_id", String(40), ForeignKey("mandates.id"), nullable=False),
+    Column("day_of_month", Integer, nullable=False),
+    Column("amount_kind", String(10), nullable=False),
+    Column("fixed_amount_minor", BigInteger, nullable=True),
+    Column("currency", String(3), nullable=False),
+    Column("subject", String(128), nullable=False),
+    Column("first_period", String(7), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    Index("ix_debit_schedules_status_day", "status", "day_of_month"),
+    Index("ix_debit_schedules_mandate_id", "mandate_id"),
+)
+
+# One bill per (schedule, period): the amount a ``bill`` schedule debits that month.
+debit_schedule_bills = Table(
+    "debit_schedule_bills",
+    metadata,
+    Column("schedule_id", String(40), ForeignKey("debit_schedules.id"), primary_key=True),
+    Column("period", String(7), primary_key=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+)
+
+# The claim: a worker inserts (schedule, period) before it calls the bank; the primary key makes
+# the second worker's insert fail, so a period is debited once however many workers run.
+debit_schedule_runs = Table(
+    "debit_schedule_runs",
+    metadata,
+    Column("schedule_id", String(40), ForeignKey("debit_schedules.id"), primary_key=True),
+    Column("period", String(7), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("payment_id", String(40), ForeignKey("payments.id"), nullable=True),
+    Column("failure_code", String(60), nullable=True),
+    Column("claimed_by", String(120), nullable=False),
+    Column("claimed_at", utc_datetime(), nullable=False),
+    Column("updated_at", utc_datetime(), nullable=False),
+)

@@ -9,27 +9,33 @@ from sqlalchemy import Connection, Engine, RootTransaction
 
 from tianpay.ports.card_bindings import CardBindingRepository, ChannelHealthRepository
 from tianpay.ports.clock import Clock, IdGenerator
+from tianpay.ports.debit_schedules import DebitScheduleRepository
 from tianpay.ports.gateway import AttemptQueryRepository, OperatorAlertRepository
 from tianpay.ports.idempotency import IdempotencyRepository
 from tianpay.ports.ledger import LedgerRepository
+from tianpay.ports.mandates import MandateRepository
 from tianpay.ports.members import MemberRepository, SmsCodeRepository
 from tianpay.ports.merchants import MerchantRepository
 from tianpay.ports.operators import OperatorRepository
 from tianpay.ports.outbox import OutboxRepository
 from tianpay.ports.payments import PaymentRepository
+from tianpay.ports.pos import PosTransactionRepository, TerminalRepository
 from tianpay.ports.refunds import RefundRepository
 from tianpay.ports.replays import ReplayRepository
 from tianpay.ports.wallet import WalletRepository
 
 from .card_bindings import SqlCardBindingRepository, SqlChannelHealthRepository
+from .debit_schedules import SqlDebitScheduleRepository
 from .gateway import SqlAttemptQueryRepository, SqlOperatorAlertRepository
 from .idempotency import SqlIdempotencyRepository
 from .ledger import SqlLedgerRepository
+from .mandates import SqlMandateRepository
 from .members import SqlMemberRepository, SqlSmsCodeRepository
 from .merchants import SqlMerchantRepository
 from .operators import SqlOperatorRepository
 from .outbox import SqlOutboxRepository
 from .payments import SqlPaymentRepository
+from .pos import SqlPosTransactionRepository, SqlTerminalRepository
 from .refunds import SqlRefundRepository
 from .replays import SqlReplayRepository
 from .wallet import SqlWalletRepository
@@ -53,6 +59,10 @@ class SqlUnitOfWork:
     wallet: WalletRepository
     card_bindings: CardBindingRepository
     channel_health: ChannelHealthRepository
+    mandates: MandateRepository
+    debit_schedules: DebitScheduleRepository
+    terminals: TerminalRepository
+    pos_transactions: PosTransactionRepository
 
     def __init__(self, engine: Engine, clock: Clock, ids: IdGenerator) -> None:
         self._engine = engine
@@ -79,6 +89,10 @@ class SqlUnitOfWork:
         self.wallet = SqlWalletRepository(self._connection)
         self.card_bindings = SqlCardBindingRepository(self._connection)
         self.channel_health = SqlChannelHealthRepository(self._connection)
+        self.mandates = SqlMandateRepository(self._connection)
+        self.debit_schedules = SqlDebitScheduleRepository(self._connection)
+        self.terminals = SqlTerminalRepository(self._connection)
+        self.pos_transactions = SqlPosTransactionRepository(self._connection)
         return self
 
     def __exit__(

@@ -24,6 +24,7 @@ from .cards import router as cards_router
 from .confirm import router as confirm_router
 from .errors import install_error_handlers
 from .events import router as events_router
+from .mandates import router as mandates_router
 from .members import router as members_router
 from .merchants import router as merchants_router
 from .payments import router as payments_router
@@ -86,6 +87,7 @@ def create_app(container: Container, *, extra_routers: Iterable[APIRouter] = ())
     app.include_router(payments_router)
     app.include_router(refunds_router)
     app.include_router(cards_router)
+    app.include_router(mandates_router)
     app.include_router(confirm_router)
     app.include_router(members_router)
     app.include_router(events_router)

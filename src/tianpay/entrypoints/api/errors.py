@@ -41,6 +41,7 @@ DOMAIN_ERROR_STATUS: dict[str, int] = {
     "payment_password_locked": 423,
     "card_already_bound": 409,
     "card_binding_not_pending": 409,
+    "bill_conflict": 409,
 }
 _STATUS_BY_KIND = {
     INVALID_REQUEST: 400,

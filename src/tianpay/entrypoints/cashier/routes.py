@@ -1,4 +1,4 @@
-"""The hosted cashier (收银台): the payer picks a bank, is sent there, and comes back to a result.
+"""The hosted cashier (收银台): the payer picks a bank (or a bound card), pays, and comes back to a result.
 
 Pages live under ``/cashier`` (never under the signed ``/v1`` prefix). Every page carries a strict
 Content-Security-Policy (scripts and styles only from ``/cashier/static``), and every state-changing
@@ -22,13 +22,18 @@ from starlette.concurrency import run_in_threadpool
 from tianpay.bootstrap import Container
 from tianpay.channels.registry import BANK_NAMES
 from tianpay.domain.errors import DomainError, IllegalTransition, NotFound
+from tianpay.domain.member import Member
 from tianpay.domain.money import Money
 from tianpay.domain.payment import InvalidBank, PaymentExpired
 from tianpay.entrypoints.api.deps import ContainerDep
 from tianpay.entrypoints.gateway_wiring import gateway_settings
+from tianpay.entrypoints.quick_pay_wiring import quick_pay_settings
 from tianpay.ports.channels import RedirectForm
+from tianpay.services import members
+from tianpay.services.card_bindings import cards_of
 from tianpay.services.cashier import CashierView, PageState, cashier_view
 from tianpay.services.gateway import BankRefused, handle_front_return, nudge_payment, pay_at_bank
+from tianpay.services.quick_pay import confirm_quick_pay
 
 from . import security
 from .i18n import DEFAULT_LANG, LANGS, texts
@@ -164,6 +169,77 @@ async def check_again(payment_id: str, request: Request, container: ContainerDep
         gateway_settings(container), payment_id,
     )
     return _see_result(payment_id)
+
+
+# ---- quick pay with a bound card (a signed-in wallet member) ------------------------------------------
+
+
+@router.get("/{payment_id}/quick-pay")
+def quick_pay_page(payment_id: str, request: Request, container: ContainerDep) -> Response:
+    lang = _lang(request)
+    view = _view(container, payment_id)
+    if view is None:
+        return _message(request, container, lang, "not_found", 404)
+    if not view.offers_quick_pay:
+        return _see_result(payment_id)
+    return _quick_pay_page(request, container, lang, view)
+
+
+@router.post("/{payment_id}/quick-pay")
+async def quick_pay(payment_id: str, request: Request, container: ContainerDep) -> Response:
+    """Charges the member's chosen bound card (``services.quick_pay``), then the result page."""
+    lang = _lang(request)
+    fields = await _form(request)
+    if not _csrf_ok(container, request, payment_id, fields):
+        log.warning("cashier.csrf_refused", payment_id=payment_id)
+        return _message(request, container, lang, "forbidden", 403)
+    view = _view(container, payment_id)
+    if view is None:
+        return _message(request, container, lang, "not_found", 404)
+    member = _wallet_member(container, request)
+    if not view.offers_quick_pay or member is None:
+        return _see_result(payment_id) if member is not None else _quick_pay_page(request, container, lang, view)
+    try:
+        # The member's id scopes the card: a card id from another member's page is "not found".
+        await run_in_threadpool(lambda: confirm_quick_pay(
+            container.uow, container.clock, container.ids, container.channels, container.member_tools,
+            quick_pay_settings(container), merchant_id=None, payment_id=payment_id,
+            card_id=fields.get("card_id", ""), payment_password=fields.get("payment_password", ""),
+            member_id=member.id,
+        ))
+    except DomainError as refused:
+        log.info("cashier.quick_pay_refused", payment_id=payment_id, error=refused.code)
+        return _quick_pay_page(request, container, lang, view, error_code=refused.code, status_code=400)
+    return _see_result(payment_id)
+
+
+def _quick_pay_page(
+    request: Request,
+    container: Container,
+    lang: str,
+    view: CashierView,
+    *,
+    error_code: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    member = _wallet_member(container, request)
+    cards = [] if member is None else cards_of(container.uow, member.id, merchant_id=None)
+    nonce, is_new_nonce = _nonce(request)
+    response = _render(
+        request, container, lang, "quick_pay.html", status_code=status_code,
+        view=view, member=member, cards=cards,
+        csrf_token=security.csrf_token(security.csrf_secret(container), view.payment.id, nonce),
+        error_code=error_code,
+        login_url=f"/wallet/login?next=/cashier/{view.payment.id}/quick-pay",
+    )
+    if is_new_nonce:
+        _set_cookie(container, response, security.NONCE_COOKIE, nonce, max_age_s=security.NONCE_MAX_AGE_S)
+    return response
+
+
+def _wallet_member(container: Container, request: Request) -> Member | None:
+    token = request.cookies.get(security.WALLET_SESSION_COOKIE)
+    return members.member_of_session(container.uow, container.member_tools, token)
 
 
 # ---- helpers ----------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from fastapi import Response
 from tianpay.bootstrap import Container
 
 NONCE_COOKIE = "tp_cashier_nonce"
+# The wallet's sign-in cookie (Path=/): the cashier reads it to offer a member's bound cards.
+WALLET_SESSION_COOKIE = "tp_wallet_session"
 LANG_COOKIE = "tp_lang"
 COOKIE_PATH = "/cashier"
 NONCE_MAX_AGE_S = 7 * 24 * 3600

@@ -1,5 +1,7 @@
 """The wallet pages (``/wallet``): plain HTML forms over HTTP, no script needed.
 
+Besides the balance they bind bank cards (``services.card_bindings``) and top up by quick pay.
+
 Sessions live in the database (``member_sessions``); the cookie holds a random token (HttpOnly,
 SameSite=Lax) replaced at every sign-in. Every POST carries a CSRF token bound to a per-browser nonce
 cookie, with the cashier's helpers and security headers. Pages show masked numbers only; the error
@@ -24,19 +26,22 @@ from tianpay.bootstrap import Container
 from tianpay.domain.errors import DomainError
 from tianpay.domain.member import Member, SmsCodeRequired
 from tianpay.domain.money import Money
-from tianpay.domain.payment import Payment, PaymentMethod
+from tianpay.domain.payment import Payment, PaymentMethod, PaymentStatus
 from tianpay.entrypoints.api.deps import ContainerDep
 from tianpay.entrypoints.cashier import security
 from tianpay.entrypoints.cashier.routes import MAX_FORM_BYTES
 from tianpay.entrypoints.gateway_wiring import gateway_settings
+from tianpay.entrypoints.quick_pay_wiring import quick_pay_settings
 from tianpay.ports.channels import RedirectForm
-from tianpay.services import members, wallet
+from tianpay.services import card_bindings, members, wallet
+from tianpay.services.card_bindings import BindingApplication
 from tianpay.services.gateway import pay_at_bank
-from tianpay.services.pii import phone_fingerprint, seal_phone
+from tianpay.services.pii import PiiKind, phone_fingerprint, reveal, seal_phone
+from tianpay.services.quick_pay import confirm_quick_pay
 
 log = structlog.stdlib.get_logger(__name__)
 
-SESSION_COOKIE: Final = "tp_wallet_session"
+SESSION_COOKIE: Final = security.WALLET_SESSION_COOKIE
 NONCE_COOKIE: Final = "tp_wallet_nonce"
 COOKIE_PATH: Final = "/"
 _CSRF_SUBJECT: Final = "wallet"
@@ -44,6 +49,31 @@ _EVENT_NAMES: Final[Mapping[str, str]] = {
     "wallet_top_up.succeeded": "充值",
     "payment.succeeded": "支付",
     "refund.succeeded": "退款",
+}
+# What a payer reads for the errors these pages meet most; any other shows the domain's message.
+_MESSAGES_ZH: Final[Mapping[str, str]] = {
+    "card_elements_mismatch": "姓名、身份证号或预留手机号与银行记录不符",
+    "card_frozen": "该银行卡已冻结，请联系发卡银行",
+    "card_invalid": "银行不受理该卡",
+    "card_number_invalid": "卡号无效，请检查后重新输入",
+    "card_bank_unsupported": "暂不支持该银行的卡",
+    "card_already_bound": "该银行卡已绑定",
+    "phone_invalid": "手机号无效",
+    "sms_code_invalid": "短信验证码错误，请重新输入",
+    "sms_code_expired": "短信验证码已过期，请重新绑卡",
+    "sms_code_attempts_exceeded": "验证码错误次数过多，请重新绑卡",
+    "card_binding_not_pending": "该绑卡申请已结束，请重新绑卡",
+    "bank_unavailable": "银行暂时无法处理，请稍后再试",
+    "bank_declined": "银行拒绝了本次绑卡",
+    "payment_password_incorrect": "支付密码错误",
+    "payment_password_locked": "支付密码已锁定，请3小时后再试或修改支付密码",
+    "payment_password_not_set": "请先设置支付密码",
+    "payment_password_invalid": "支付密码须为6位数字，且不能是相同或连续的数字",
+    "quick_pay_unavailable": "银行暂时无法受理快捷支付，请稍后再试",
+    "insufficient_balance": "余额不足",
+    "sms_code_incorrect": "短信验证码错误",
+    "sms_code_too_many_tries": "验证码错误次数过多，请重新获取",
+    "login_failed": "手机号或登录密码错误",
 }
 _HERE = Path(__file__).parent
 _ENV = Environment(
@@ -180,7 +210,10 @@ def payment_password_page(request: Request, container: ContainerDep) -> Response
     member = _member(container, request)
     if member is None:
         return _to_login("/wallet/payment-password")
-    return _page(request, container, "payment_password.html", member)
+    # After the first card binding the wallet asks for the payment password before anything else.
+    first_card = request.query_params.get("first_card") == "1" and not member.has_payment_password
+    return _page(request, container, "payment_password.html", member,
+                 notice="银行卡已绑定，请设置支付密码" if first_card else None)
 
 
 @router.post("/payment-password/code")
@@ -204,6 +237,9 @@ async def payment_password(request: Request, container: ContainerDep) -> Respons
         return _forbidden(request, container)
     tools = container.member_tools
     password = fields.get("payment_password", "")
+    if password != fields.get("payment_password_again", ""):
+        return _page(request, container, "payment_password.html", member, status_code=400,
+                     error=_Notice("两次输入的支付密码不一致", code="payment_password_mismatch"))
     try:
         if member.has_payment_password:
             await run_in_threadpool(
@@ -236,7 +272,7 @@ def top_up_page(request: Request, container: ContainerDep) -> Response:
     member = _member(container, request)
     if member is None:
         return _to_login("/wallet/top-up")
-    return _page(request, container, "top_up.html", member, banks=container.channels.online_banking_banks())
+    return _top_up_page(request, container, member)
 
 
 @router.post("/top-up")
@@ -248,9 +284,34 @@ async def top_up(request: Request, container: ContainerDep) -> Response:
     amount = _yuan_to_money(fields.get("amount", ""))
     banks = container.channels.online_banking_banks()
     if amount is None or fields.get("bank") not in banks:
-        return _page(request, container, "top_up.html", member, status_code=400, banks=banks,
-                     error=_Notice("请输入有效的金额并选择银行"))
+        return _top_up_page(request, container, member, status_code=400, error=_Notice("请输入有效的金额并选择银行"))
     return await _top_up_at_bank(request, container, member, amount, fields["bank"], then_pay=None)
+
+
+@router.post("/top-up/quick-pay")
+async def top_up_by_quick_pay(request: Request, container: ContainerDep) -> Response:
+    """Tops up from a bound card: a top-up payment paid by quick pay, credited when the bank says paid."""
+    member = _member(container, request)
+    fields = await _form(request)
+    if member is None or not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    amount = _yuan_to_money(fields.get("amount", ""))
+    if amount is None:
+        return _top_up_page(request, container, member, status_code=400, error=_Notice("请输入有效的金额"))
+    password = fields.get("payment_password", "")
+    try:
+        # Checked before the top-up exists, so a mistyped password leaves no unpaid top-up behind.
+        await run_in_threadpool(members.verify_payment_password, container.uow, container.member_tools, member.id,
+                                password)
+        paid = await run_in_threadpool(
+            _quick_pay_top_up, container, member, amount, fields.get("card_id", ""), password
+        )
+    except DomainError as refused:
+        return _top_up_page(request, container, member, status_code=400, error=refused)
+    if paid.status is PaymentStatus.FAILED:
+        return _top_up_page(request, container, member, status_code=400,
+                            error=_Notice("银行未能扣款，充值失败", code="top_up_failed"))
+    return _see(f"/wallet/top-ups/{paid.id}/done")
 
 
 @router.get("/top-ups/{top_up_id}/done")
@@ -328,6 +389,81 @@ async def top_up_and_pay(payment_id: str, request: Request, container: Container
     return await _top_up_at_bank(request, container, member, amount, fields["bank"], then_pay=payment.id)
 
 
+# ---- bank cards (quick pay) -----------------------------------------------------------------------------
+
+
+@router.get("/cards")
+def cards_page(request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    if member is None:
+        return _to_login("/wallet/cards")
+    return _cards_page(request, container, member)
+
+
+@router.post("/cards")
+async def apply_card_binding(request: Request, container: ContainerDep) -> Response:
+    """Sends the card and reserved phone, with the member's real name and ID number, to the card's bank."""
+    member = _member(container, request)
+    fields = await _form(request)
+    if member is None or not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    if not member.is_real_name_verified or member.name is None or member.id_number is None:
+        return _cards_page(request, container, member, status_code=400, error=_Notice("请先完成实名认证"))
+    application = BindingApplication(
+        member_id=member.id,
+        card_number=fields.get("card_number", "").replace(" ", ""),
+        name=member.name,
+        id_number=reveal(container.member_tools.cipher, PiiKind.ID_NUMBER, member.id_number),
+        phone=fields.get("phone", "").strip(),
+    )
+    try:
+        binding = await run_in_threadpool(
+            card_bindings.apply_binding, container.uow, container.clock, container.ids, container.channels,
+            container.member_tools.cipher, application, merchant_id=None,
+        )
+    except DomainError as refused:
+        return _cards_page(request, container, member, status_code=400, error=refused)
+    return _page(request, container, "card_code.html", member, binding=binding)
+
+
+@router.post("/cards/{binding_id}/confirm")
+async def confirm_card_binding(binding_id: str, request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    fields = await _form(request)
+    if member is None or not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    try:
+        confirmed = await run_in_threadpool(
+            lambda: card_bindings.confirm_binding(
+                container.uow, container.clock, container.channels, container.member_tools.cipher,
+                binding_id, fields.get("sms_code", ""), merchant_id=None, member_id=member.id,
+            )
+        )
+    except DomainError as refused:
+        return _binding_refused(request, container, member, binding_id, refused)
+    if confirmed.needs_payment_password:
+        return _see("/wallet/payment-password?first_card=1")
+    return _see("/wallet/cards")
+
+
+@router.post("/cards/{binding_id}/unbind")
+async def unbind_card(binding_id: str, request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    fields = await _form(request)
+    if member is None or not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    try:
+        await run_in_threadpool(
+            lambda: card_bindings.unbind(
+                container.uow, container.clock, container.channels, container.member_tools.cipher,
+                binding_id, merchant_id=None, member_id=member.id,
+            )
+        )
+    except DomainError as refused:
+        return _cards_page(request, container, member, status_code=400, error=refused)
+    return _see("/wallet/cards")
+
+
 # ---- development ----------------------------------------------------------------------------------------------
 
 
@@ -351,10 +487,59 @@ def dev_sms(request: Request, container: ContainerDep) -> Response:
 class _Notice:
     """An error of the page itself (not the domain's), shown like one."""
 
-    code = "bad_request"
-
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, code: str = "bad_request") -> None:
         self.message = message
+        self.code = code
+
+
+def _cards_page(
+    request: Request, container: Container, member: Member, *, status_code: int = 200,
+    error: DomainError | _Notice | None = None,
+) -> Response:
+    cards = card_bindings.cards_of(container.uow, member.id, merchant_id=None)
+    return _page(request, container, "cards.html", member, status_code=status_code, error=error, cards=cards)
+
+
+def _binding_refused(
+    request: Request, container: Container, member: Member, binding_id: str, refused: DomainError
+) -> Response:
+    """A wrong code with tries left asks again on the same binding; anything else ends it: bind again."""
+    if refused.code != "sms_code_invalid":
+        return _cards_page(request, container, member, status_code=400, error=refused)
+    try:
+        binding = card_bindings.get_binding(container.uow, binding_id, merchant_id=None, member_id=member.id)
+    except DomainError:
+        return _cards_page(request, container, member, status_code=400, error=refused)
+    if binding.sms_tries_left <= 0:
+        return _cards_page(request, container, member, status_code=400, error=refused)
+    return _page(request, container, "card_code.html", member, status_code=400, error=refused, binding=binding)
+
+
+def _top_up_page(
+    request: Request, container: Container, member: Member, *, status_code: int = 200,
+    error: DomainError | _Notice | None = None,
+) -> Response:
+    return _page(
+        request, container, "top_up.html", member, status_code=status_code, error=error,
+        banks=container.channels.online_banking_banks(),
+        cards=card_bindings.cards_of(container.uow, member.id, merchant_id=None),
+    )
+
+
+def _quick_pay_top_up(container: Container, member: Member, amount: Money, card_id: str, password: str) -> Payment:
+    """Creates the top-up and charges the bound card; the wallet is credited when the attempt succeeds."""
+    base_url = container.settings.base_url.rstrip("/")
+    # The card must be the member's before a top-up exists for it (confirm_quick_pay checks it again).
+    card_bindings.get_binding(container.uow, card_id, merchant_id=None, member_id=member.id)
+    started = wallet.start_top_up(
+        container.uow, container.member_tools, member.id, amount,
+        return_url=f"{base_url}/wallet/top-ups/{{top_up_id}}/done", method=PaymentMethod.QUICK_PAY,
+    )
+    return confirm_quick_pay(
+        container.uow, container.clock, container.ids, container.channels, container.member_tools,
+        quick_pay_settings(container), merchant_id=None, payment_id=started.payment.id, card_id=card_id,
+        payment_password=password, member_id=member.id,
+    )
 
 
 async def _top_up_at_bank(
@@ -373,8 +558,7 @@ async def _top_up_at_bank(
             gateway_settings(container), started.payment.id, bank,
         )
     except DomainError as refused:
-        return _page(request, container, "top_up.html", member, status_code=400, error=refused,
-                     banks=container.channels.online_banking_banks())
+        return _top_up_page(request, container, member, status_code=400, error=refused)
     return _render_redirect(request, container, member, form)
 
 
@@ -443,7 +627,7 @@ def _page(
     html = _ENV.get_template(template).render(
         member=member,
         csrf_token=security.csrf_token(security.csrf_secret(container), _CSRF_SUBJECT, nonce),
-        error=None if error is None else error.message,
+        error=None if error is None else _MESSAGES_ZH.get(error.code, error.message),
         error_code=None if error is None else error.code,
         yuan=_yuan,
         signed_yuan=_signed_yuan,

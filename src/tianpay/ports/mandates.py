@@ -1,0 +1,41 @@
+"""The mandate repository port: mandates and the debits taken under them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from tianpay.domain.mandate import Mandate, MandateStatus
+
+
+@dataclass(frozen=True, slots=True)
+class MandateDebit:
+    payment_id: str
+    mandate_id: str
+    period: str
+    amount_minor: int
+    created_at: datetime
+
+
+class MandateRepository(Protocol):
+    def add(self, mandate: Mandate) -> None: ...
+
+    def get(self, mandate_id: str, *, merchant_id: str | None = None) -> Mandate | None: ...
+
+    def get_for_update(self, mandate_id: str) -> Mandate | None:
+        """Locks the row: debits of one mandate are checked against its limits one at a time."""
+        ...
+
+    def update(self, mandate: Mandate, *, expected: MandateStatus) -> bool:
+        """Compare-and-set on ``status``; False when another writer got there first."""
+        ...
+
+    def add_debit(self, debit: MandateDebit) -> None: ...
+
+    def month_total_minor(self, mandate_id: str, period: str) -> int:
+        """The sum of the period's debits whose payment has not failed or closed."""
+        ...
+
+    def due_for_expiry(self, today_iso: str, *, limit: int) -> Sequence[Mandate]: ...

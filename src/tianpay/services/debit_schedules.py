@@ -1,0 +1,187 @@
+"""Monthly debit schedules on mandates: registration, per-period bills, and the worker job that runs
+due debits once per (schedule, period).
+
+The job claims the (schedule, period) row in its own committed transaction before any bank is
+asked (DESIGN.md §7: persist intent → commit → call the bank); a second worker's claim inserts
+nothing and it moves on. The debit itself goes through ``services.mandates.debit`` with an
+``out_trade_no`` derived from the claim, so even a replayed run is a replay, never a second debit.
+A bank's refusal (insufficient funds) fails the payment, which sends ``payment.failed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import structlog
+
+from tianpay.domain import ids as id_prefixes
+from tianpay.domain.debit_schedule import (
+    AmountKind,
+    DebitSchedule,
+    DueDebit,
+    InvalidSchedule,
+    RunStatus,
+    ScheduleStatus,
+    check_period,
+    check_terms,
+    due_period,
+    first_period,
+)
+from tianpay.domain.errors import DomainError, NotFound
+from tianpay.domain.mandate import MandateNotActive, MandateStatus, business_date
+from tianpay.domain.money import Money
+from tianpay.domain.notifications import iso_utc
+from tianpay.ports.channels import DirectDebitDirectory
+from tianpay.ports.clock import Clock, IdGenerator
+from tianpay.ports.members import PiiCipher
+from tianpay.ports.unit_of_work import UnitOfWorkFactory
+from tianpay.services import mandates
+from tianpay.services.gateway import GatewaySettings
+
+log = structlog.stdlib.get_logger(__name__)
+
+DUE_BATCH_SIZE = 50
+
+
+class BillConflict(DomainError):
+    """A period's bill was already posted with another amount; bills are never replaced."""
+
+    code = "bill_conflict"
+
+
+def create_schedule(
+    uow_factory: UnitOfWorkFactory, clock: Clock, ids: IdGenerator, *, merchant_id: str, mandate_id: str,
+    day_of_month: int, amount: Money | None, subject: str,
+) -> DebitSchedule:
+    """A fixed schedule when ``amount`` is given, otherwise a ``bill`` schedule."""
+    mandate = mandates.get_mandate(uow_factory, mandate_id, merchant_id=merchant_id)
+    if mandate.status is not MandateStatus.ACTIVE:
+        raise MandateNotActive(f"mandate {mandate.id} is {mandate.status.value}", param="id")
+    kind = AmountKind.BILL if amount is None else AmountKind.FIXED
+    check_terms(day_of_month, kind, amount, mandate.max_per_debit)
+    now = clock.now()
+    schedule = DebitSchedule(
+        id=ids.new(id_prefixes.DEBIT_SCHEDULE), merchant_id=merchant_id, mandate_id=mandate.id,
+        day_of_month=day_of_month, amount_kind=kind, fixed_amount=amount, subject=subject,
+        first_period=first_period(now, day_of_month), status=ScheduleStatus.ACTIVE, created_at=now,
+    )
+    with uow_factory() as uow:
+        uow.debit_schedules.add(schedule)
+        uow.commit()
+    return schedule
+
+
+def add_bill(
+    uow_factory: UnitOfWorkFactory, clock: Clock, *, merchant_id: str, mandate_id: str, schedule_id: str,
+    period: str, amount: Money,
+) -> Money:
+    """Posts a period's amount on a ``bill`` schedule; posting the same bill again is a no-op."""
+    check_period(period)
+    if not amount.is_positive:
+        raise InvalidSchedule("amount must be positive", param="amount")
+    schedule = get_schedule(uow_factory, mandate_id, schedule_id, merchant_id=merchant_id)
+    if schedule.amount_kind is not AmountKind.BILL:
+        raise InvalidSchedule("this schedule debits a fixed amount; it takes no bills", param="schedule_id")
+    with uow_factory() as uow:
+        if not uow.debit_schedules.add_bill(schedule.id, period, amount.minor, clock.now()):
+            existing = uow.debit_schedules.bill_minor(schedule.id, period)
+            if existing != amount.minor:
+                raise BillConflict(f"the bill for {period} was already posted with another amount", param="amount")
+        uow.commit()
+    return amount
+
+
+def run_due_debits(
+    uow_factory: UnitOfWorkFactory, clock: Clock, ids: IdGenerator, channels: DirectDebitDirectory,
+    pii: PiiCipher, settings: GatewaySettings, now: datetime, *, worker_id: str, batch_size: int = DUE_BATCH_SIZE,
+) -> int:
+    """The worker job: claims and debits each due (schedule, period); returns how many it claimed."""
+    claimed = 0
+    for due in _due(uow_factory, now, batch_size):
+        with uow_factory() as uow:
+            won = uow.debit_schedules.claim_run(due.schedule.id, due.period, worker_id=worker_id, now=clock.now())
+            uow.commit()
+        if not won:
+            continue
+        claimed += 1
+        _debit(uow_factory, clock, ids, channels, pii, settings, due)
+    return claimed
+
+
+def get_schedule(uow_factory: UnitOfWorkFactory, mandate_id: str, schedule_id: str, *,
+                 merchant_id: str | None) -> DebitSchedule:
+    with uow_factory() as uow:
+        schedule = uow.debit_schedules.get(schedule_id, merchant_id=merchant_id)
+    if schedule is None or schedule.mandate_id != mandate_id:
+        raise NotFound(f"no schedule {schedule_id} on mandate {mandate_id}", param="schedule_id")
+    return schedule
+
+
+def schedule_view(schedule: DebitSchedule) -> dict[str, object]:
+    return {
+        "id": schedule.id,
+        "object": "debit_schedule",
+        "mandate_id": schedule.mandate_id,
+        "day_of_month": schedule.day_of_month,
+        "amount_kind": schedule.amount_kind.value,
+        "amount": None if schedule.fixed_amount is None else schedule.fixed_amount.minor,
+        "currency": "CNY",
+        "subject": schedule.subject,
+        "first_period": schedule.first_period,
+        "status": schedule.status.value,
+        "created_at": iso_utc(schedule.created_at),
+    }
+
+
+def out_trade_no_of(schedule_id: str, period: str) -> str:
+    """The debit's merchant number: one per (schedule, period), so a rerun can only replay it."""
+    return f"{schedule_id}_{period}"
+
+
+def _due(uow_factory: UnitOfWorkFactory, now: datetime, batch_size: int) -> Sequence[DueDebit]:
+    today = business_date(now)
+    period = f"{today:%Y-%m}"
+    found: list[DueDebit] = []
+    with uow_factory() as uow:
+        for schedule in uow.debit_schedules.candidates(today.day, period, limit=batch_size):
+            if due_period(schedule, now) != period:
+                continue
+            if schedule.fixed_amount is not None:
+                found.append(DueDebit(schedule, period, schedule.fixed_amount))
+                continue
+            # A bill schedule waits for the period's bill; it is debited on the first run after it.
+            bill = uow.debit_schedules.bill_minor(schedule.id, period)
+            if bill is not None:
+                found.append(DueDebit(schedule, period, Money.cny(bill)))
+    return found
+
+
+def _debit(
+    uow_factory: UnitOfWorkFactory, clock: Clock, ids: IdGenerator, channels: DirectDebitDirectory,
+    pii: PiiCipher, settings: GatewaySettings, due: DueDebit,
+) -> None:
+    schedule = due.schedule
+    try:
+        created = mandates.debit(
+            uow_factory, clock, ids, channels, pii, settings, merchant_id=schedule.merchant_id,
+            mandate_id=schedule.mandate_id, out_trade_no=out_trade_no_of(schedule.id, due.period),
+            amount=due.amount, subject=schedule.subject,
+        )
+    except DomainError as refused:
+        # Refused before the bank (limit reached, mandate revoked meanwhile): the period is settled
+        # as refused and the merchant sees the closed payment's ``payment.closed``.
+        log.info("debit_schedule.refused", schedule_id=schedule.id, period=due.period, code=refused.code)
+        _finish(uow_factory, clock, due, RunStatus.REFUSED, payment_id=None, failure_code=refused.code)
+        return
+    log.info("debit_schedule.debited", schedule_id=schedule.id, period=due.period,
+             payment_id=created.payment.id, status=created.payment.status.value)
+    _finish(uow_factory, clock, due, RunStatus.SUBMITTED, payment_id=created.payment.id, failure_code=None)
+
+
+def _finish(uow_factory: UnitOfWorkFactory, clock: Clock, due: DueDebit, status: RunStatus, *,
+            payment_id: str | None, failure_code: str | None) -> None:
+    with uow_factory() as uow:
+        uow.debit_schedules.finish_run(due.schedule.id, due.period, status, payment_id=payment_id,
+                                       failure_code=failure_code, now=clock.now())
+        uow.commit()
