@@ -38,9 +38,9 @@ class JhbBank:
         self.notices = Notices(context, self.keyring)
         self.service = JhbService(context, self.store, self.notices)
         self.quick_pay = QuickPay(context, self.store, Agreements(context.books), self.service)
-        self.mandates = Mandates(context, self.store, self.service)
+        self.mandates = Mandates(context, self.store, self.service, self.notices)
         self.gateway = Gateway(context, self.store, self.keyring, self.service, self.quick_pay, self.mandates)
-        self._app = JhbApp(context, self.keyring, self.gateway, self.service).build()
+        self._app = JhbApp(context, self.keyring, self.gateway, self.service, self.mandates).build()
 
     @property
     def context(self) -> BankContext:

@@ -25,6 +25,7 @@ from banksim.jhb import pages, wire
 from banksim.jhb.codes import RetCode
 from banksim.jhb.gateway import Gateway, plain_error
 from banksim.jhb.keyring import DEFAULT_ROTATION_GRACE_S, Keyring, OnboardingPack, Rotation
+from banksim.jhb.mandates import Mandates
 from banksim.jhb.service import JhbService, PageError
 from banksim.jhb.store import Payment, PaymentStatus
 
@@ -32,8 +33,11 @@ SESSION_COOKIE = "jhb_ebank_session"
 
 
 class JhbApp:
-    def __init__(self, context: BankContext, keyring: Keyring, gateway: Gateway, service: JhbService) -> None:
+    def __init__(
+        self, context: BankContext, keyring: Keyring, gateway: Gateway, service: JhbService, mandates: Mandates
+    ) -> None:
         self._context = context
+        self._mandates = mandates
         self._keyring = keyring
         self._gateway = gateway
         self._service = service
@@ -47,6 +51,7 @@ class JhbApp:
             Route("/ebank/confirm", self.confirm, methods=["POST"]),
             Route("/_sim/partners", self.onboard, methods=["POST"]),
             Route("/_sim/partners/{partner_id}/rotate-key", self.rotate_key, methods=["POST"]),
+            Route("/_sim/mandates/{mandate_no}/revoke", self.revoke_mandate, methods=["POST"]),
             *sim_routes(self._context),
         ]
         return FaultMiddleware(Starlette(routes=routes), self._context)
@@ -169,6 +174,17 @@ class JhbApp:
         except KeyError:
             return JSONResponse({"error": f"no partner {partner_id}"}, status_code=404)
         return JSONResponse(rotation_view(rotation))
+
+
+    # The payer's own actions in JHB's app (stand-ins for the bank's mobile app)
+
+    async def revoke_mandate(self, request: Request) -> Response:
+        """The payer revokes a mandate in JHB's app; the partner gets `mandate.revoke.notify`."""
+        mandate_no = request.path_params["mandate_no"]
+        view = await run_in_threadpool(self._mandates.revoke_by_payer, mandate_no)
+        if view is None:
+            return JSONResponse({"error": "no such mandate"}, status_code=404)
+        return JSONResponse(view)
 
 
 def return_url_for(payment: Payment) -> str:

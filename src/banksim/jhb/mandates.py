@@ -27,7 +27,7 @@ from banksim.core.magic import Magic, magic_for
 from banksim.core.sms import CODE_LIFETIME_S, CodeCheck
 from banksim.jhb import wire
 from banksim.jhb.codes import JhbError, RetCode
-from banksim.jhb.notices import fail_msg
+from banksim.jhb.notices import Notices, fail_msg
 from banksim.jhb.service import MANDATE_DEBIT_SERVICE, Answer, JhbService
 from banksim.jhb.store import JhbStore, Payment, PaymentStatus
 
@@ -53,7 +53,9 @@ CREATE TABLE IF NOT EXISTS jhb_mandates (
     status TEXT NOT NULL,
     created_at TEXT NOT NULL,
     sign_time TEXT NOT NULL DEFAULT '',
-    revoke_time TEXT NOT NULL DEFAULT ''
+    revoke_time TEXT NOT NULL DEFAULT '',
+    out_mandate_no TEXT NOT NULL DEFAULT '',
+    notify_url TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS jhb_mandate_debits (
     jhb_trade_no TEXT PRIMARY KEY,
@@ -84,6 +86,8 @@ class MandateApply:
     max_per_month_fen: int
     valid_until: date
     purpose: str
+    out_mandate_no: str = ""
+    notify_url: str = ""
 
     def __repr__(self) -> str:
         # The four elements never reach logs.
@@ -115,6 +119,8 @@ class Mandate:
     created_at: datetime
     sign_time: str
     revoke_time: str
+    out_mandate_no: str = ""
+    notify_url: str = ""
 
     @property
     def sms_ref(self) -> str:
@@ -131,6 +137,12 @@ def read_mandate_apply(body: Mapping[str, Any]) -> MandateApply:
     purpose = body.get("purpose") or ""
     if not isinstance(purpose, str) or len(purpose) > 64:
         raise JhbError(RetCode.MESSAGE_MALFORMED, "purpose must be a string of at most 64")
+    # Optional: the partner's own mandate reference and where `mandate.revoke.notify` goes.
+    out_mandate_no, notify_url = (body.get(name) or "" for name in ("out_mandate_no", "notify_url"))
+    if not isinstance(out_mandate_no, str) or len(out_mandate_no) > 64:
+        raise JhbError(RetCode.MESSAGE_MALFORMED, "out_mandate_no must be a string of at most 64")
+    if not isinstance(notify_url, str) or len(notify_url) > 256:
+        raise JhbError(RetCode.MESSAGE_MALFORMED, "notify_url must be a string of at most 256")
     return MandateApply(
         card_no=bind.card_no,
         acct_name=bind.acct_name,
@@ -141,6 +153,8 @@ def read_mandate_apply(body: Mapping[str, Any]) -> MandateApply:
         max_per_month_fen=wire.parse_yuan(body.get("max_amount_per_month")),
         valid_until=until,
         purpose=purpose,
+        out_mandate_no=out_mandate_no,
+        notify_url=notify_url,
     )
 
 
@@ -152,8 +166,9 @@ def read_mandate_debit(body: Mapping[str, Any]) -> MandateDebit:
 class Mandates:
     """JHB's mandate services over its books; one short database transaction per write."""
 
-    def __init__(self, context: BankContext, store: JhbStore, service: JhbService) -> None:
+    def __init__(self, context: BankContext, store: JhbStore, service: JhbService, notices: Notices) -> None:
         self._context = context
+        self._notices = notices
         self._books: Books = context.books
         self._store = store
         self._service = service
@@ -177,11 +192,12 @@ class Mandates:
         with self._books.tx() as conn:
             conn.execute(
                 "INSERT INTO jhb_mandates(token, partner_id, card_no, bind_mob, user_id, max_per_debit_minor,"
-                " max_per_month_minor, valid_until, purpose, status, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " max_per_month_minor, valid_until, purpose, status, created_at, out_mandate_no, notify_url)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     token, partner_id, holder.card_no, holder.phone, request.user_id, request.max_per_debit_fen,
                     request.max_per_month_fen, request.valid_until.isoformat(), request.purpose,
-                    MandateStatus.APPLIED.value, now.isoformat(),
+                    MandateStatus.APPLIED.value, now.isoformat(), request.out_mandate_no, request.notify_url,
                 ),
             )
         mandate = self._by_token(token)
@@ -233,6 +249,30 @@ class Mandates:
         revoked = self._by_token(mandate.token)
         assert revoked is not None
         return Answer(self._view(revoked, "解约成功"))
+
+    def revoke_by_payer(self, mandate_no: str) -> dict[str, str] | None:
+        """The payer revokes in JHB's app (`POST /_sim/mandates/{mandate_no}/revoke`); None if unknown.
+
+        The partner learns it by `mandate.revoke.notify` to the `notify_url` given at `mandate.apply`
+        (docs/banks/jhb.md). Only the change from ACTIVE notifies: revoking again changes nothing.
+        """
+        rows = self._books.query("SELECT * FROM jhb_mandates WHERE mandate_no = ?", (mandate_no,))
+        if not mandate_no or not rows:
+            return None
+        mandate = _mandate(rows[0])
+        with self._books.tx() as conn:
+            changed = conn.execute(
+                "UPDATE jhb_mandates SET status = ?, revoke_time = ? WHERE token = ? AND status = ?",
+                (MandateStatus.REVOKED.value, wire.format_time(self._context.clock.now()), mandate.token,
+                 MandateStatus.ACTIVE.value),
+            ).rowcount
+        revoked = self._by_token(mandate.token)
+        assert revoked is not None
+        if changed == 1 and revoked.notify_url:
+            self._notices.mandate_revoked(
+                partner_id=revoked.partner_id, url=revoked.notify_url, body=mandate_notice_body(revoked)
+            )
+        return self._view(revoked, "解约成功")
 
     # Debiting
 
@@ -397,4 +437,19 @@ def _mandate(row: sqlite3.Row) -> Mandate:
         created_at=datetime.fromisoformat(row["created_at"]),
         sign_time=row["sign_time"],
         revoke_time=row["revoke_time"],
+        out_mandate_no=row["out_mandate_no"],
+        notify_url=row["notify_url"],
     )
+
+
+def mandate_notice_body(mandate: Mandate) -> dict[str, str]:
+    """`mandate.revoke.notify`'s body: the mandate as `mandate.query` shows it, with the partner's ref."""
+    return {
+        "mandate_no": mandate.mandate_no,
+        "out_mandate_no": mandate.out_mandate_no,
+        "user_id": mandate.user_id,
+        "status": mandate.status.value,
+        "card_no": mask(mandate.card_no),
+        "revoke_time": mandate.revoke_time,
+        "revoke_channel": "APP",
+    }

@@ -1,7 +1,8 @@
 """JHB's asynchronous notifications: sealed envelopes POSTed to the partner's `notify_url`.
 
 A notification is the same envelope as an answer, signed by JHB, with `head.service` set to
-`ebank.pay.notify`, `pay.notify` or `refund.notify` and `head.req_no` fixed per event (every
+`ebank.pay.notify`, `pay.notify`, `refund.notify` or
+`mandate.revoke.notify` and `head.req_no` fixed per event (every
 retry and every duplicate carries the same one). The receiver must answer HTTP 200 with `{"ret_code": "0000"}`;
 anything else is retried on JHB's schedule (docs/banks/jhb.md, "Notifications").
 """
@@ -114,6 +115,18 @@ class Notices:
             url=refund.notify_url,
             body=refund_notice_body(refund, payment),
             magic=magic_for(refund.amount_minor),
+        )
+
+    def mandate_revoked(self, *, partner_id: str, url: str, body: Mapping[str, str]) -> None:
+        """`mandate.revoke.notify`: the payer revoked a mandate in JHB's app (docs/banks/jhb.md)."""
+        self._send(
+            partner_id=partner_id,
+            service="mandate.revoke.notify",
+            # One event per mandate: a mandate is revoked once, so retries carry the same req_no.
+            event_ref=f"NR{body['mandate_no']}",
+            url=url,
+            body=body,
+            magic=Magic.NONE,
         )
 
     def _send(
