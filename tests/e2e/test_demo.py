@@ -1,4 +1,4 @@
-"""``tianpay demo`` runs the gateway and account-mode tours as real processes and reports that every book agrees."""
+"""``tianpay demo`` runs the gateway, account-mode, direct-debit and POS tours as real processes; every book agrees."""
 
 from __future__ import annotations
 
@@ -22,6 +22,16 @@ ACCOUNT_ROWS = (
     "failover HBB → JHB",
     "refund to the wallet",
 )
+
+DIRECT_DEBIT_ROWS = (
+    "mandate 622799…0013",
+    "debit 1",
+    "debit 2",
+    "debit over the month's limit",
+    "revoke the mandate",
+    "debit after revocation",
+)
+POS_ROWS = ("sign-on", "purchase", "void", "second purchase", "purchase, no answer", "settle batch 000001")
 
 # The demo takes about 80 s; it gives up waiting after --timeout-s, well before the test does.
 DEMO_TIMEOUT_S = 240
@@ -53,6 +63,33 @@ def test_the_demo_plays_every_scenario_and_every_book_agrees(tmp_path: Path) -> 
     (failover,) = [line for line in lines if "│ failover HBB → JHB " in line]
     assert "HBB 91 → JHB" in failover, failover
     assert "JHB ¥66.66 in" in failover, failover
+    # Direct debit and POS acquiring: every row agrees with JHB's books and TCS's record.
+    for title in (*DIRECT_DEBIT_ROWS, *POS_ROWS):
+        (row,) = [line for line in lines if f"│ {title} " in line]
+        assert "✓" in row, row
+        assert "✗" not in row, row
+    for title, amount in (("debit 1", "¥88.00"), ("debit 2", "¥99.00")):
+        (row,) = [line for line in lines if f"│ {title} " in line]
+        assert f"JHB {amount} in" in row, row
+        assert "payment.succeeded" in row, row
+    for title, code in (("debit over the month's limit", "mandate_limit_exceeded"),
+                        ("debit after revocation", "mandate_not_active")):  # fmt: skip
+        (row,) = [line for line in lines if f"│ {title} " in line]
+        assert f"refused {code}" in row, row
+        transfers = row.split("JHB transfers ")[1].split(" │")[0]
+        before, after = (count.strip() for count in transfers.split(" → "))
+        assert before == after, row  # refused before the bank: JHB's books did not move
+    (revoked,) = [line for line in lines if "│ revoke the mandate " in line]
+    assert "mandate.revoked" in revoked, revoked
+    (dropped,) = [line for line in lines if "│ purchase, no answer " in line]
+    assert "TCS reversed · net ¥0.00" in dropped, dropped  # reversed at the issuer: the card not charged
+    assert " 98 " in dropped, dropped
+    (voided,) = [line for line in lines if "│ purchase " in line]
+    assert "621799…0014 ¥58.00 STAN" in voided, voided
+    assert "TCS voided" in voided, voided
+    (settled,) = [line for line in lines if "│ settle batch 000001 " in line]
+    assert "2 sales ¥124.00 · 1 void ¥58.00 00" in settled, settled
+    assert "TCS balanced" in settled, settled
     (refunded,) = [line for line in lines if "│ refund to the wallet " in line]
     assert refunded.count("¥500.00") == 2, refunded  # expected and seen wallet balance: the top-up, whole again
     # No whole card or ID number ever reaches the output.

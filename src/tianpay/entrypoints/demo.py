@@ -29,10 +29,12 @@ from rich.table import Table
 from tianpay.bootstrap import Container, build_container
 from tianpay.config import Settings
 from tianpay.domain.errors import NotFound
-from tianpay.entrypoints.demo_account import account_table, play_account_mode, settle_account
+from tianpay.entrypoints.demo_account import account_table, member_of_binding, play_account_mode, settle_account
+from tianpay.entrypoints.demo_acquiring import acquiring_tables, play_direct_debit, play_pos, settle_acquiring
 from tianpay.entrypoints.demo_payer import Leaves, Payer, PayerStuck
 from tianpay.entrypoints.demo_receiver import MerchantSite
 from tianpay.entrypoints.launcher import Supervisor, bring_up, free_port_block
+from tianpay.entrypoints.pos_terminal import TerminalError
 from tianpay.services.ledger import verify_ledger
 from tianpay.services.merchants import set_webhook_url
 
@@ -458,7 +460,7 @@ def run_demo(*, data_dir: Path | None, keep: bool, port: int, timeout_s: float =
     try:
         with running_instance(directory, port or free_port_block(), console) as instance:
             passed = tour(instance, console, timeout_s)
-    except (DemoError, PayerStuck, RuntimeError, httpx.HTTPError) as error:
+    except (DemoError, PayerStuck, TerminalError, RuntimeError, httpx.HTTPError, OSError) as error:
         # Could not run (a process did not start, a page was not what a payer expects): say what,
         # and keep the data directory with the processes' logs for a look.
         console.print(f"[red]demo stopped[/red]: {type(error).__name__}: {error}")
@@ -480,12 +482,21 @@ def tour(instance: Instance, console: Console, timeout_s: float) -> bool:
     # Account mode runs while the gateway rows wait for their expiry minute, so it adds little time.
     with console.status("account mode…"):
         steps = play_account_mode(instance, run_tag, lambda line: console.print(f"  {line}"))
+    # Direct debit (the same member's JHB card) and POS acquiring, still inside that minute.
+    with console.status("direct debit and POS acquiring…"):
+        member_id = member_of_binding(instance, steps[0])
+        acquiring = play_direct_debit(instance, member_id, run_tag, lambda line: console.print(f"  {line}"))
+        acquiring += play_pos(instance, lambda line: console.print(f"  {line}"))
     seen = settle(instance, tracked, timeout_s, console)
     console.print(outcome_table(tracked, seen))
     outcomes_ok = all(row_passes(t, seen[t.subject_id]) for t in tracked)
     account_seen = settle_account(instance, steps)
     console.print(account_table(steps, account_seen))
     outcomes_ok = outcomes_ok and all(account_seen[s.subject_id].agrees(s) for s in steps)
+    acquiring_seen = settle_acquiring(acquiring)
+    for table in acquiring_tables(acquiring, acquiring_seen):
+        console.print(table)
+    outcomes_ok = outcomes_ok and all(seen.ok for seen in acquiring_seen)
     report = verify_ledger(instance.container.uow)
     if report.is_sound:
         console.print(f"[green]✓[/green] tianpay ledger verify: sound — {report.accounts} accounts, "

@@ -10,7 +10,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Protocol
+from typing import Final, Protocol
 
 from tianpay.domain.money import Money
 
@@ -71,12 +71,18 @@ class RedirectForm:
     fields: Mapping[str, str]
 
 
+# BankNotification.kind of a bank's notice that the payer revoked a mandate at the bank.
+KIND_MANDATE_REVOKED: Final = "mandate_revoked"
+
+
 @dataclass(frozen=True, slots=True)
 class BankNotification:
     """A verified asynchronous notification from a bank about one attempt or refund."""
 
-    kind: str  # "payment" or "refund"
-    platform_reference: str  # our attempt id or refund id, as we sent it
+    # "payment", "refund", or "mandate_revoked" (the payer revoked a mandate at the bank; the
+    # result is SUCCEEDED with the bank's mandate number as ``bank_reference``).
+    kind: str
+    platform_reference: str  # our attempt id, refund id or mandate id, as we sent it
     result: ChannelResult
 
 
@@ -340,6 +346,8 @@ class MandateApplication:
     max_per_month: Money
     valid_until: date
     purpose: str
+    # Where the bank reports a revocation the payer makes at the bank ("" when none is wanted).
+    notify_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from tianpay.domain.alerts import AlertKind, AlertSeverity, OperatorAlert
 from tianpay.domain.errors import DomainError, NotFound
 from tianpay.domain.payment import AmountMismatch, AttemptStatus, PaymentAttempt
 from tianpay.ports.channels import (
+    KIND_MANDATE_REVOKED,
     ChannelDirectory,
     ChannelResult,
     FormNotIssued,
@@ -35,6 +36,7 @@ from tianpay.ports.clock import Clock, IdGenerator
 from tianpay.ports.gateway import QuerySchedule
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
 from tianpay.services import payments as payment_service
+from tianpay.services.mandate_records import apply_bank_revocation
 from tianpay.services.refunds import apply_refund_result
 
 log = structlog.stdlib.get_logger(__name__)
@@ -197,7 +199,9 @@ def handle_bank_notification(
     """Verifies and applies a bank's asynchronous notification; returns the answer the bank expects.
 
     A notification that fails verification changes nothing and gets the rejecting answer. A
-    duplicate or replay is accepted and changes nothing. Raises NotFound for a bank we do not have.
+    duplicate or replay is accepted and changes nothing. Besides payments and refunds, a bank may
+    report that the payer revoked a mandate at the bank (``KIND_MANDATE_REVOKED``).
+    Raises NotFound for a bank we do not have.
     """
     channel = channels.online_banking(bank)
     try:
@@ -209,6 +213,9 @@ def handle_bank_notification(
     if notification.kind == KIND_REFUND:
         accepted = _apply_refund_result(uow_factory, clock, ids, bank, reference, notification.result)
         return channel.notification_ack(accepted)
+    if notification.kind == KIND_MANDATE_REVOKED:
+        # The payer revoked the mandate at the bank (JHB `mandate.revoke.notify`): final, idempotent.
+        return channel.notification_ack(apply_bank_revocation(uow_factory, clock, bank, reference))
     if notification.kind != KIND_PAYMENT:
         log.warning("gateway.notification_kind_unknown", bank=bank, kind=notification.kind)
         return channel.notification_ack(False)

@@ -28,7 +28,7 @@ from tianpay.domain.mandate import (
     debit_period,
 )
 from tianpay.domain.money import Money
-from tianpay.domain.notifications import EventType, iso_utc
+from tianpay.domain.notifications import EventType
 from tianpay.domain.payment import Payment, PaymentMethod, PaymentRequest
 from tianpay.ports.channels import CardHolder, DebitOrder, DirectDebitDirectory, MandateApplication, Outcome
 from tianpay.ports.clock import Clock, IdGenerator
@@ -37,6 +37,7 @@ from tianpay.ports.members import PiiCipher
 from tianpay.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from tianpay.services import payments as payment_service
 from tianpay.services.gateway import GatewaySettings, apply_payment_result
+from tianpay.services.mandate_records import mandate_view as mandate_view
 from tianpay.services.pii import seal_card_number
 
 log = structlog.stdlib.get_logger(__name__)
@@ -78,9 +79,13 @@ class MandateRequest:
 
 def create_mandate(
     uow_factory: UnitOfWorkFactory, clock: Clock, ids: IdGenerator, channels: DirectDebitDirectory,
-    pii: PiiCipher, request: MandateRequest, *, merchant_id: str,
+    pii: PiiCipher, request: MandateRequest, *, merchant_id: str, settings: GatewaySettings | None = None,
 ) -> Mandate:
-    """Records the mandate as ``applied`` and asks the card's bank to text the payer a code."""
+    """Records the mandate as ``applied`` and asks the card's bank to text the payer a code.
+
+    With ``settings`` the bank is given our notify URL, where it reports a revocation the payer
+    makes at the bank (JHB ``mandate.revoke.notify``); without, the bank has nowhere to tell us.
+    """
     now = clock.now()
     check_terms(request.max_per_debit, request.max_per_month, request.valid_until, request.purpose, now)
     card_number = check_card_number(request.card_number)
@@ -106,7 +111,7 @@ def create_mandate(
     holder = CardHolder(card_number, request.name, request.id_number, request.phone)
     answer = channel.apply_mandate(MandateApplication(
         mandate.id, request.member_id, holder, request.max_per_debit, request.max_per_month,
-        request.valid_until, request.purpose,
+        request.valid_until, request.purpose, notify_url=settings.notify_url(bank) if settings is not None else "",
     ))
     log.info("mandate.applied", mandate_id=mandate.id, bank=bank, outcome=answer.outcome.value,
              bank_code=answer.bank_code)
@@ -147,10 +152,16 @@ def confirm_mandate(
 
 def revoke_mandate(
     uow_factory: UnitOfWorkFactory, clock: Clock, channels: DirectDebitDirectory, pii: PiiCipher,
-    mandate_id: str, *, merchant_id: str | None, cause: str = "revoked by the merchant",
+    mandate_id: str, *, merchant_id: str | None, member_id: str | None = None, cause: str = "revoked by the merchant",
 ) -> Mandate:
-    """Revokes on the platform first (no debit passes from now on), then tells the bank."""
+    """Revokes on the platform first (no debit passes from now on), then tells the bank.
+
+    The merchant (``merchant_id``) or the payer in the wallet (``member_id``) may revoke; another
+    merchant's or member's mandate is NotFound, so its existence is not revealed.
+    """
     mandate = get_mandate(uow_factory, mandate_id, merchant_id=merchant_id)
+    if member_id is not None and mandate.member_id != member_id:
+        raise NotFound(f"no mandate {mandate_id}", param="id")
     if mandate.status is MandateStatus.REVOKED:
         return mandate
     revoked = _move(uow_factory, clock, mandate.id, MandateEvent.REVOKED, event_type=EventType.MANDATE_REVOKED)
@@ -232,31 +243,32 @@ def expire_mandates(uow_factory: UnitOfWorkFactory, clock: Clock, now: datetime)
     return len(due)
 
 
+@dataclass(frozen=True, slots=True)
+class MemberMandate:
+    """A mandate as its payer sees it in the wallet: with the merchant's name."""
+
+    mandate: Mandate
+    merchant_name: str
+
+
+def mandates_of_member(uow_factory: UnitOfWorkFactory, member_id: str) -> list[MemberMandate]:
+    """The member's mandates at every merchant, newest first (the wallet's "my mandates")."""
+    with uow_factory() as uow:
+        found = uow.mandates.of_member(member_id)
+        names: dict[str, str] = {}
+        for mandate in found:
+            if mandate.merchant_id not in names:
+                merchant = uow.merchants.get(mandate.merchant_id)
+                names[mandate.merchant_id] = merchant.name if merchant is not None else mandate.merchant_id
+    return [MemberMandate(mandate, names[mandate.merchant_id]) for mandate in found]
+
+
 def get_mandate(uow_factory: UnitOfWorkFactory, mandate_id: str, *, merchant_id: str | None) -> Mandate:
     with uow_factory() as uow:
         mandate = uow.mandates.get(mandate_id, merchant_id=merchant_id)
     if mandate is None:
         raise NotFound(f"no mandate {mandate_id}", param="id")
     return mandate
-
-
-def mandate_view(mandate: Mandate) -> dict[str, object]:
-    return {
-        "id": mandate.id,
-        "object": "mandate",
-        "member_id": mandate.member_id,
-        "mandate_no": mandate.merchant_mandate_no,
-        "bank": mandate.bank,
-        "card_number_masked": mandate.card_masked,
-        "max_amount_per_debit": mandate.max_per_debit.minor,
-        "max_amount_per_month": mandate.max_per_month.minor,
-        "currency": mandate.max_per_debit.currency.code,
-        "valid_until": mandate.valid_until.isoformat(),
-        "purpose": mandate.purpose,
-        "status": mandate.status.value,
-        "failure_code": mandate.failure_code,
-        "created_at": iso_utc(mandate.created_at),
-    }
 
 
 def _check_within(uow: UnitOfWork, mandate: Mandate, amount: Money, now: datetime) -> None:

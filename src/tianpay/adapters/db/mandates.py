@@ -73,6 +73,14 @@ class SqlMandateRepository:
         )
         return [_mandate(row) for row in self._connection.execute(query)]
 
+    def of_member(self, member_id: str) -> Sequence[Mandate]:
+        query = (
+            select(mandates)
+            .where(mandates.c.member_id == member_id)
+            .order_by(mandates.c.created_at.desc(), mandates.c.id.desc())
+        )
+        return [_mandate(row) for row in self._connection.execute(query)]
+
 
 def _row(mandate: Mandate) -> dict[str, Any]:
     return {

@@ -19,6 +19,7 @@ from tianpay.channels.jhb import mapping, signing, wire
 from tianpay.channels.jhb.client import Answered, CallResult, JhbClient, NoAnswer, Unverifiable
 from tianpay.channels.jhb.config import JhbConfig
 from tianpay.ports.channels import (
+    KIND_MANDATE_REVOKED,
     BankNotification,
     ChannelResult,
     FormNotIssued,
@@ -151,6 +152,8 @@ class JhbChannel:
             if not trade.out_trade_no:
                 raise wire.WireError("out_trade_no is missing")
             return BankNotification("payment", trade.out_trade_no, mapping.trade_notice_result(trade))
+        if kind is wire.NoticeService.MANDATE_REVOKE:
+            return _mandate_revoked(notice)
         refund = wire.read_refund_view(notice)
         if not refund.out_refund_no:
             raise wire.WireError("out_refund_no is missing")
@@ -222,3 +225,18 @@ def build_jhb_channel(
     http = http_client if http_client is not None else owned
     assert http is not None
     return JhbChannel(config, JhbClient(config, http, clock), clock, owned_http=owned)
+
+
+def _mandate_revoked(notice: dict[str, Any]) -> BankNotification:
+    """`mandate.revoke.notify`: the payer revoked the mandate at JHB (docs/banks/jhb.md).
+
+    Only a final `REVOKED` is a revocation; the bank's mandate number travels as the result's
+    `bank_reference` (it is the payer's standing consent, so it is never logged).
+    """
+    out_mandate_no, mandate_no, status = (notice.get(name) for name in ("out_mandate_no", "mandate_no", "status"))
+    if not (isinstance(out_mandate_no, str) and out_mandate_no and isinstance(mandate_no, str) and mandate_no):
+        raise wire.WireError("out_mandate_no and mandate_no are required")
+    if status != "REVOKED":
+        raise wire.WireError(f"a mandate notice with status {status!r}")
+    result = ChannelResult(Outcome.SUCCEEDED, bank_reference=mandate_no)
+    return BankNotification(KIND_MANDATE_REVOKED, out_mandate_no, result)

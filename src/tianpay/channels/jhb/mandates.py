@@ -44,6 +44,10 @@ def apply_body(application: MandateApplication) -> dict[str, str]:
         "max_amount_per_month": money_to_yuan(application.max_per_month),
         "valid_until": f"{application.valid_until:%Y%m%d}",
         "purpose": application.purpose,
+        # Our mandate id comes back in `mandate.revoke.notify`, so a revocation at the bank finds it
+        # without the platform looking up (sealed) bank mandate numbers.
+        "out_mandate_no": application.mandate_id,
+        **({"notify_url": application.notify_url} if application.notify_url else {}),
     }
 
 

@@ -43,6 +43,8 @@ class NoticeService(enum.StrEnum):
     PAY = "pay.notify"
     MANDATE_DEBIT = "mandate.debit.notify"
     REFUND = "refund.notify"
+    # The payer revoked a mandate at the bank (JHB's app); docs/banks/jhb.md "Direct debit mandates".
+    MANDATE_REVOKE = "mandate.revoke.notify"
 
 
 class RetCode(enum.StrEnum):

@@ -60,6 +60,7 @@ async def create_mandate(body: MandateIn, merchant: AuthenticatedMerchant, conta
     mandate = await run_in_threadpool(
         mandates.create_mandate, container.uow, container.clock, container.ids, container.channels,
         container.member_tools.cipher, request, merchant_id=merchant.merchant_id,
+        settings=gateway_settings(container),
     )
     return JSONResponse(mandates.mandate_view(mandate), status_code=201)
 

@@ -1,6 +1,7 @@
 """The wallet pages (``/wallet``): plain HTML forms over HTTP, no script needed.
 
-Besides the balance they bind bank cards (``services.card_bindings``) and top up by quick pay.
+Besides the balance they bind bank cards (``services.card_bindings``), top up by quick pay, and
+list the payer's direct-debit mandates with a revoke button (``services.mandates``, docs/direct-debit.md).
 
 Sessions live in the database (``member_sessions``); the cookie holds a random token (HttpOnly,
 SameSite=Lax) replaced at every sign-in. Every POST carries a CSRF token bound to a per-browser nonce
@@ -23,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from tianpay.bootstrap import Container
-from tianpay.domain.errors import DomainError
+from tianpay.domain.errors import DomainError, IllegalTransition, NotFound
 from tianpay.domain.member import Member, SmsCodeRequired
 from tianpay.domain.money import Money
 from tianpay.domain.payment import Payment, PaymentMethod, PaymentStatus
@@ -33,7 +34,7 @@ from tianpay.entrypoints.cashier.routes import MAX_FORM_BYTES
 from tianpay.entrypoints.gateway_wiring import gateway_settings
 from tianpay.entrypoints.quick_pay_wiring import quick_pay_settings
 from tianpay.ports.channels import RedirectForm
-from tianpay.services import card_bindings, members, wallet
+from tianpay.services import card_bindings, mandates, members, wallet
 from tianpay.services.card_bindings import BindingApplication
 from tianpay.services.gateway import pay_at_bank
 from tianpay.services.pii import PiiKind, phone_fingerprint, reveal, seal_phone
@@ -74,6 +75,12 @@ _MESSAGES_ZH: Final[Mapping[str, str]] = {
     "sms_code_incorrect": "短信验证码错误",
     "sms_code_too_many_tries": "验证码错误次数过多，请重新获取",
     "login_failed": "手机号或登录密码错误",
+}
+_MANDATE_STATUS_ZH: Final[Mapping[str, str]] = {
+    "applied": "待确认", "active": "生效中", "failed": "签约失败", "revoked": "已解约", "expired": "已过期",
+}
+_PURPOSE_ZH: Final[Mapping[str, str]] = {
+    "utility": "生活缴费", "utility:electricity": "电费", "utility:water": "水费", "utility:gas": "燃气费",
 }
 _HERE = Path(__file__).parent
 _ENV = Environment(
@@ -464,6 +471,55 @@ async def unbind_card(binding_id: str, request: Request, container: ContainerDep
     return _see("/wallet/cards")
 
 
+# ---- direct-debit mandates (代扣授权) -------------------------------------------------------------------
+
+
+@router.get("/mandates")
+def mandates_page(request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    if member is None:
+        return _to_login("/wallet/mandates")
+    return _mandates_page(request, container, member)
+
+
+@router.get("/mandates/{mandate_id}/revoke")
+def revoke_mandate_page(mandate_id: str, request: Request, container: ContainerDep) -> Response:
+    """The confirmation step: revoking cannot be undone, so it is never one click from the list."""
+    member = _member(container, request)
+    if member is None:
+        return _to_login("/wallet/mandates")
+    item = _member_mandate(container, member, mandate_id)
+    if item is None or item.mandate.status.value != "active":
+        return _mandates_page(request, container, member, status_code=404, error=_Notice("未找到生效中的代扣授权"))
+    return _page(request, container, "mandate_revoke.html", member, item=item, purpose_name=_purpose_name)
+
+
+@router.post("/mandates/{mandate_id}/revoke")
+async def revoke_mandate(mandate_id: str, request: Request, container: ContainerDep) -> Response:
+    """Revoked on the platform first, then at the bank; the merchant gets ``mandate.revoked``."""
+    member = _member(container, request)
+    fields = await _form(request)
+    if member is None or not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    if fields.get("confirm") != "yes":
+        return _see(f"/wallet/mandates/{mandate_id}/revoke")
+    try:
+        await run_in_threadpool(
+            lambda: mandates.revoke_mandate(
+                container.uow, container.clock, container.channels, container.member_tools.cipher, mandate_id,
+                merchant_id=None, member_id=member.id, cause="revoked by the payer in the wallet",
+            )
+        )
+    except NotFound:
+        # Another member's mandate looks exactly like a missing one.
+        return _mandates_page(request, container, member, status_code=404, error=_Notice("未找到该代扣授权"))
+    except IllegalTransition:
+        return _mandates_page(request, container, member, status_code=409, error=_Notice("该代扣授权已结束，无需解约"))
+    except DomainError as refused:
+        return _mandates_page(request, container, member, status_code=400, error=refused)
+    return _see("/wallet/mandates")
+
+
 # ---- development ----------------------------------------------------------------------------------------------
 
 
@@ -498,6 +554,24 @@ def _cards_page(
 ) -> Response:
     cards = card_bindings.cards_of(container.uow, member.id, merchant_id=None)
     return _page(request, container, "cards.html", member, status_code=status_code, error=error, cards=cards)
+
+
+def _mandates_page(
+    request: Request, container: Container, member: Member, *, status_code: int = 200,
+    error: DomainError | _Notice | None = None,
+) -> Response:
+    found = mandates.mandates_of_member(container.uow, member.id)
+    return _page(request, container, "mandates.html", member, status_code=status_code, error=error,
+                 mandates=found, status_name=lambda status: _MANDATE_STATUS_ZH.get(status, status),
+                 purpose_name=_purpose_name)
+
+
+def _member_mandate(container: Container, member: Member, mandate_id: str) -> mandates.MemberMandate | None:
+    return next((m for m in mandates.mandates_of_member(container.uow, member.id) if m.mandate.id == mandate_id), None)
+
+
+def _purpose_name(purpose: str) -> str:
+    return _PURPOSE_ZH.get(purpose) or _PURPOSE_ZH.get(purpose.split(":")[0], purpose)
 
 
 def _binding_refused(
