@@ -15,9 +15,10 @@ from datetime import datetime
 
 from tianpay.domain.errors import DomainError
 from tianpay.domain.money import Money, fee_for
+from tianpay.domain.payment import PaymentMethod
 
-# The payment methods of DESIGN.md §6; a fee plan prices each of them.
-PAYMENT_METHODS: tuple[str, ...] = ("cashier", "online_banking", "quick_pay", "wallet", "direct_debit", "pos")
+# The payment methods of DESIGN.md §6, taken from the payment's own enum; a fee plan prices each of them.
+PAYMENT_METHODS: tuple[str, ...] = tuple(method.value for method in PaymentMethod)
 DEFAULT_FEE_RATE_BPS = 60
 # A rate above 100 % would take more than the payment, which fee_for caps anyway; refuse it earlier.
 MAX_FEE_RATE_BPS = 10_000
