@@ -10,8 +10,8 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 ENVELOPE_VERSION = "2.0"
 HEAD_FIELDS = ("version", "partner_id", "service", "req_no", "req_time", "key_id")
@@ -300,46 +300,21 @@ def read_ret_code(body: Mapping[str, Any]) -> tuple[str, str]:
     return _text(body, "ret_code"), _text(body, "ret_msg")
 
 
+_Message = TypeVar("_Message", "EbankPayAnswer", "TradeView", "RefundView")
+
+
+def _read_strings(message_type: type[_Message], body: Mapping[str, Any]) -> _Message:
+    """Builds a message whose fields are all strings named exactly as JHB names the body's members."""
+    return message_type(**{field.name: _text(body, field.name) for field in fields(message_type)})  # type: ignore[call-arg]
+
+
 def read_ebank_pay_answer(body: Mapping[str, Any]) -> EbankPayAnswer:
-    ret_code, ret_msg = read_ret_code(body)
-    return EbankPayAnswer(
-        ret_code=ret_code,
-        ret_msg=ret_msg,
-        out_trade_no=_text(body, "out_trade_no"),
-        jhb_trade_no=_text(body, "jhb_trade_no"),
-        amount=_text(body, "amount"),
-        redirect_url=_text(body, "redirect_url"),
-        expire_time=_text(body, "expire_time"),
-    )
+    return _read_strings(EbankPayAnswer, body)
 
 
 def read_trade_view(body: Mapping[str, Any]) -> TradeView:
-    ret_code, ret_msg = read_ret_code(body)
-    return TradeView(
-        ret_code=ret_code,
-        ret_msg=ret_msg,
-        out_trade_no=_text(body, "out_trade_no"),
-        jhb_trade_no=_text(body, "jhb_trade_no"),
-        amount=_text(body, "amount"),
-        status=_text(body, "status"),
-        fail_code=_text(body, "fail_code"),
-        fail_msg=_text(body, "fail_msg"),
-        finish_time=_text(body, "finish_time"),
-    )
+    return _read_strings(TradeView, body)
 
 
 def read_refund_view(body: Mapping[str, Any]) -> RefundView:
-    ret_code, ret_msg = read_ret_code(body)
-    return RefundView(
-        ret_code=ret_code,
-        ret_msg=ret_msg,
-        out_refund_no=_text(body, "out_refund_no"),
-        jhb_refund_no=_text(body, "jhb_refund_no"),
-        orig_out_trade_no=_text(body, "orig_out_trade_no"),
-        jhb_trade_no=_text(body, "jhb_trade_no"),
-        amount=_text(body, "amount"),
-        status=_text(body, "status"),
-        fail_code=_text(body, "fail_code"),
-        fail_msg=_text(body, "fail_msg"),
-        finish_time=_text(body, "finish_time"),
-    )
+    return _read_strings(RefundView, body)
