@@ -1,8 +1,8 @@
 """BCB 滨海商业银行 Binhai Commercial Bank: the AIPG dialect (GBK XML, Allinpay style), BANKS.md "BCB".
 
 `create_bank` is the entry point the world calls. This package serves mandates (a BCB extension,
-docs/banks/bcb.md), direct debit `100002` and query `200004`; payout `100001` and the statement
-`200005` plug into `service.HANDLERS` later.
+docs/banks/bcb.md), direct debit `100002`, batch payout `100001` (with the `300001` bounce notice),
+query `200004` and the statement `200005`.
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ def load_or_create_key(directory: Path) -> rsa.RSAPrivateKey:
 class BcbBank:
     def __init__(self, context: BankContext) -> None:
         self._context = context
-        self.service = BcbService(context)
         self.key = load_or_create_key(context.directory)
+        self.service = BcbService(context, self.key)
+        # BCB's only notice is the 300001 bounce; the platform acknowledges it in AIPG (docs/banks/bcb.md).
+        context.use_acknowledgement(self.service.payouts.acknowledges)
 
     @property
     def context(self) -> BankContext:

@@ -2,8 +2,8 @@
 
 ``100010``/``100011``/``100012`` (mandate register → SMS, confirm → mandate number, revoke) are
 this simulator's extension (docs/banks/bcb.md); ``100002`` debits a card against an active mandate
-(its limits enforced here too); ``200004`` answers for a ``REQ_SN``. ``100001`` payout and
-``200005`` statement join ``HANDLERS`` later. Every ``REQ_SN`` is accepted once (``1102``).
+(its limits enforced here too); ``200004`` answers for a ``REQ_SN``; ``100001`` batch payout and
+``200005`` statement live in `payout` and `statement`. Every ``REQ_SN`` is accepted once (``1102``).
 """
 
 from __future__ import annotations
@@ -14,12 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from banksim.bcb import wire
 from banksim.bcb.codes import MESSAGES, BcbError, RetCode
+from banksim.bcb.payout import Payouts
+from banksim.bcb.statement import Statements
 from banksim.core.bank import BankContext
 from banksim.core.books import Declined, DeclineReason
 from banksim.core.cardholders import cardholder, elements_match, same_name
-from banksim.core.magic import QUERIES_BEFORE_SUCCESS, Magic, magic_for
+from banksim.core.magic import QUERIES_BEFORE_SUCCESS, Magic, magic_for, statement_date_for
 from banksim.core.sms import CodeCheck
 
 BANK_CODE = "BCB"
@@ -65,10 +69,13 @@ Handler = Callable[["BcbService", str, str, ET.Element], Result]
 
 
 class BcbService:
-    def __init__(self, context: BankContext) -> None:
+    def __init__(self, context: BankContext, key: rsa.RSAPrivateKey | None = None) -> None:
         self.context = context
         self.books = context.books
         context.books.ensure_schema(SCHEMA)
+        # The key signs what BCB sends on its own (the 300001 bounce); without it no notice is sent.
+        self.payouts = Payouts(context, key)
+        self.statements = Statements(context, self.payouts)
 
     def handle(self, trx_code: str, partner_id: str, req_sn: str, body: ET.Element) -> Result:
         handler = HANDLERS.get(trx_code)
@@ -191,13 +198,15 @@ class BcbService:
             return RetCode.OVER_LIMIT
         if magic is Magic.SLOW_SUCCESS:
             return RetCode.PROCESSING
-        return self._move(req_sn, card_no, amount)
+        return self._move(req_sn, card_no, amount, magic)
 
-    def _move(self, req_sn: str, card_no: str, amount: int) -> RetCode:
+    def _move(self, req_sn: str, card_no: str, amount: int, magic: Magic = Magic.NONE) -> RetCode:
         try:
+            # Magic 93 is booked now but on the next day's statement (a day-cut item).
             self.books.transfer(bank_ref=f"BCB{req_sn}", kind="direct_debit", debit_acc=card_no,
                                 credit_acc=self.context.profile.reserve_acc_no, amount_minor=amount,
-                                at=self.context.clock.now(), memo="代收")
+                                at=self.context.clock.now(), memo="代收",
+                                statement_date=statement_date_for(magic, self.context.clock.business_date()))
         except Declined as declined:
             return _DECLINES[declined.reason]
         return RetCode.SUCCESS
@@ -211,6 +220,8 @@ class BcbService:
         if not rows:
             return Result(RetCode.NO_SUCH_REQUEST, ET.Element("BODY"))
         row = dict(rows[0])
+        if row["trx_code"] == "100001":
+            return Result(RetCode.SUCCESS, self.payouts.query(partner_id, query_sn))
         code = str(row["ret_code"])
         if code == RetCode.PROCESSING.value:
             seen = int(row["queries_seen"]) + 1
@@ -225,6 +236,24 @@ class BcbService:
         rsp = ET.SubElement(body_el, "QTRANSRSP")
         rsp.append(wire.element("QTDETAIL", detail))
         return Result(RetCode.SUCCESS, body_el)
+
+    # 100001 batch payout and 200005 statement (banksim.bcb.payout, banksim.bcb.statement)
+
+    def payout(self, partner_id: str, req_sn: str, body: ET.Element) -> Result:
+        reply = self.payouts.submit(partner_id, req_sn, body)
+        if reply.recorded:
+            total = sum(int(wire.text(d, "AMOUNT")) for d in body.iterfind("TRANS_DETAILS/TRANS_DETAIL"))
+            self._record(req_sn, partner_id, "100001", reply.code, amount=total)
+        return Result(reply.code, reply.body, withhold=reply.withhold)
+
+    def statement(self, partner_id: str, req_sn: str, body: ET.Element) -> Result:
+        try:
+            answer = self.statements.download(partner_id, body)
+        except BcbError as error:
+            self._record(req_sn, partner_id, "200005", error.code)
+            raise
+        self._record(req_sn, partner_id, "200005", RetCode.SUCCESS)
+        return Result(RetCode.SUCCESS, answer)
 
     # Helpers
 
@@ -257,7 +286,8 @@ HANDLERS: dict[str, Handler] = {
     "100011": BcbService.mandate_confirm,
     "100012": BcbService.mandate_revoke,
     "200004": BcbService.query,
-    # "100001" (batch payout) and "200005" (statement) are the next issue's.
+    "100001": BcbService.payout,
+    "200005": BcbService.statement,
 }
 
 

@@ -8,6 +8,7 @@ transfer from bank A's account X to bank B's account Y is a small saga recorded 
     received --debit X, credit A:CLEARING--> debited --debit B:CLEARING, credit Y--> settled
     received --A refuses X's debit--> rejected
     debited  --B refuses Y (missing/closed)--> credit X back from A:CLEARING --> returned
+    debited  --B finds Y's holder is not the name A sent (`to_name`)--> returned (reason name_mismatch)
 
 Every step in a bank's books is idempotent on a reference derived from the clearing reference,
 so `resume()` after a crash simply replays unfinished transfers. Invariants (tested): the
@@ -24,7 +25,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from banksim.core.books import Books, Declined, DeclineReason
+from banksim.core.books import Account, Books, Declined, DeclineReason
+from banksim.core.cardholders import same_name
 from banksim.core.clock import SimClock
 from banksim.core.seed import CLEARING_ACC_NO
 
@@ -39,6 +41,7 @@ CREATE TABLE IF NOT EXISTS clearing_transfers (
     status TEXT NOT NULL,
     reason TEXT NOT NULL DEFAULT '',
     memo TEXT NOT NULL DEFAULT '',
+    to_name TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
@@ -58,6 +61,8 @@ class ClearingStatus(StrEnum):
 
 
 FINAL = frozenset({ClearingStatus.SETTLED, ClearingStatus.REJECTED, ClearingStatus.RETURNED})
+# Why a receiving bank returns a transfer whose payee name is not its account holder's (a bounce, 退票).
+NAME_MISMATCH = "name_mismatch"
 
 
 class ClearingConflict(Exception):
@@ -74,6 +79,7 @@ class ClearingTransfer:
     amount_minor: int
     status: ClearingStatus
     reason: str
+    to_name: str = ""
 
 
 class Clearing:
@@ -88,6 +94,10 @@ class Clearing:
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(SCHEMA)
+        # Worlds created before `to_name` existed get the column here (SQLite has no ADD COLUMN IF NOT EXISTS).
+        columns = {row["name"] for row in self._conn.execute("PRAGMA table_info(clearing_transfers)")}
+        if "to_name" not in columns:
+            self._conn.execute("ALTER TABLE clearing_transfers ADD COLUMN to_name TEXT NOT NULL DEFAULT ''")
 
     def add_bank(self, code: str, books: Books) -> None:
         self._books[code] = books
@@ -106,8 +116,14 @@ class Clearing:
         to_acc: str,
         amount_minor: int,
         memo: str = "",
+        to_name: str = "",
     ) -> ClearingTransfer:
-        """Move `amount_minor` from one bank's account to another bank's; idempotent on the ref."""
+        """Move `amount_minor` from one bank's account to another bank's; idempotent on the ref.
+
+        With `to_name` (the payee's name as the sender was told it) the receiving bank also checks it
+        against its account holder and returns the money when it differs: the sender cannot see
+        another bank's names, so such a transfer is accepted first and bounces (退票).
+        """
         if from_bank == to_bank:
             raise ValueError("a transfer inside one bank does not pass the clearing")
         if amount_minor <= 0:
@@ -116,7 +132,7 @@ class Clearing:
             if code not in self._books:
                 raise ValueError(f"unknown bank {code}")
         with self._lock:
-            self._record(clearing_ref, from_bank, from_acc, to_bank, to_acc, amount_minor, memo)
+            self._record(clearing_ref, from_bank, from_acc, to_bank, to_acc, amount_minor, memo, to_name)
             return self._advance(clearing_ref)
 
     def resume(self) -> list[ClearingTransfer]:
@@ -131,6 +147,11 @@ class Clearing:
     def find(self, clearing_ref: str) -> ClearingTransfer | None:
         rows = self._rows("SELECT * FROM clearing_transfers WHERE clearing_ref = ?", (clearing_ref,))
         return _clearing(rows[0]) if rows else None
+
+    def account(self, bank: str, acc_no: str) -> Account | None:
+        """An account at another bank, as the clearing knows it (a payout checks its payee first)."""
+        books = self._books.get(bank)
+        return books.account(acc_no) if books is not None else None
 
     def positions(self) -> dict[str, int]:
         rows = self._rows("SELECT bank, net_minor FROM positions ORDER BY bank", ())
@@ -167,6 +188,10 @@ class Clearing:
         return self._settle_step(item, ClearingStatus.DEBITED, None, item.from_bank, item.amount_minor)
 
     def _credit_receiver(self, item: ClearingTransfer) -> ClearingTransfer:
+        if item.to_name:
+            account = self._books[item.to_bank].account(item.to_acc)
+            if account is not None and not same_name(account.holder_name, item.to_name):
+                return self._return_to_sender(item, NAME_MISMATCH)
         try:
             self._books[item.to_bank].transfer(
                 bank_ref=f"CLR{item.clearing_ref}IN",
@@ -178,10 +203,10 @@ class Clearing:
                 memo=f"from {item.from_bank}",
             )
         except Declined as declined:
-            return self._return_to_sender(item, declined.reason)
+            return self._return_to_sender(item, declined.reason.value)
         return self._settle_step(item, ClearingStatus.SETTLED, None, item.to_bank, -item.amount_minor)
 
-    def _return_to_sender(self, item: ClearingTransfer, reason: DeclineReason) -> ClearingTransfer:
+    def _return_to_sender(self, item: ClearingTransfer, reason: str) -> ClearingTransfer:
         # The receiving bank cannot take the money, so the sending bank gives it back to the
         # sender's account; its clearing position returns to where it was.
         self._books[item.from_bank].transfer(
@@ -191,7 +216,7 @@ class Clearing:
             credit_acc=item.from_acc,
             amount_minor=item.amount_minor,
             at=self._clock.now(),
-            memo=f"returned by {item.to_bank}: {reason.value}",
+            memo=f"returned by {item.to_bank}: {reason}",
         )
         return self._settle_step(item, ClearingStatus.RETURNED, reason, item.from_bank, -item.amount_minor)
 
@@ -199,7 +224,7 @@ class Clearing:
         self,
         item: ClearingTransfer,
         status: ClearingStatus,
-        reason: DeclineReason | None,
+        reason: DeclineReason | str | None,
         bank: str | None,
         position_change_minor: int,
     ) -> ClearingTransfer:
@@ -209,7 +234,7 @@ class Clearing:
             try:
                 self._conn.execute(
                     "UPDATE clearing_transfers SET status = ?, reason = ?, updated_at = ? WHERE clearing_ref = ?",
-                    (status.value, reason.value if reason else "", now, item.clearing_ref),
+                    (status.value, str(reason) if reason else "", now, item.clearing_ref),
                 )
                 if bank is not None:
                     self._conn.execute(
@@ -234,6 +259,7 @@ class Clearing:
         to_acc: str,
         amount_minor: int,
         memo: str,
+        to_name: str = "",
     ) -> None:
         existing = self.find(clearing_ref)
         if existing is not None:
@@ -245,7 +271,7 @@ class Clearing:
         with self._lock:
             self._conn.execute(
                 "INSERT INTO clearing_transfers(clearing_ref, from_bank, from_acc, to_bank, to_acc, amount_minor,"
-                " status, memo, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " status, memo, to_name, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     clearing_ref,
                     from_bank,
@@ -255,6 +281,7 @@ class Clearing:
                     amount_minor,
                     ClearingStatus.RECEIVED.value,
                     memo,
+                    to_name,
                     now,
                     now,
                 ),
@@ -275,4 +302,5 @@ def _clearing(row: sqlite3.Row) -> ClearingTransfer:
         amount_minor=row["amount_minor"],
         status=ClearingStatus(row["status"]),
         reason=row["reason"],
+        to_name=row["to_name"],
     )

@@ -88,6 +88,20 @@ RESERVE_ACCOUNTS: dict[str, str] = {
     "BCB": "6230990000000000991",
 }
 
+# Each bank's own fee income account: day-end charges move from the platform's reserve here
+# (docs/clearing.md, banksim/core/dayend.py). 19-digit, Luhn-valid numbers on the bank's BIN, so
+# every non-clearing account in the world keeps the same shape.
+INCOME_ACCOUNTS: dict[str, str] = {
+    "HBB": "6217990000000000881",
+    "JHB": "6227990000000000880",
+    "BCB": "6230990000000000884",
+}
+INCOME_HOLDERS: dict[str, str] = {
+    "HBB": "华北银行手续费收入",
+    "JHB": "津海银行手续费收入",
+    "BCB": "滨海商业银行手续费收入",
+}
+
 
 def seed_bank(books: Books, bank_code: str, *, at: datetime) -> int:
     """Open this bank's share of the test world; returns how many accounts were created now."""
@@ -111,6 +125,17 @@ def seed_bank(books: Books, bank_code: str, *, at: datetime) -> int:
             None,
         )
         created += books.open_account(account, opened_at=at)
+    if bank_code in INCOME_ACCOUNTS:
+        income = Account(
+            INCOME_ACCOUNTS[bank_code],
+            INCOME_HOLDERS[bank_code],
+            None,
+            AccountKind.CORPORATE,
+            AccountStatus.ACTIVE,
+            0,
+            None,
+        )
+        created += books.open_account(income, opened_at=at)
     clearing = Account(CLEARING_ACC_NO, "同业清算往来", None, AccountKind.CLEARING, AccountStatus.ACTIVE, 0, None)
     created += books.open_account(clearing, opened_at=at)
     return created

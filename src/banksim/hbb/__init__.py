@@ -1,8 +1,8 @@
 """HBB 华北银行 Huabei Bank: the ACP 5.1.0 dialect (signed key=value forms), BANKS.md "HBB".
 
 `create_bank` is the entry point the world calls. This package serves online banking (consume
-via `frontTransReq.do`), quick pay (77/79/78/74 and 01 with bizType 000301), query and refund;
-payout (12) and the statement (76) plug into `app.BACK_HANDLERS` / `app.FILE_HANDLERS` later.
+via `frontTransReq.do`), quick pay (77/79/78/74 and 01 with bizType 000301), query, refund, payout
+(12, `payout.py`) and the daily statement (76 on `fileTransfer.do`, `statement.py`).
 """
 
 from __future__ import annotations

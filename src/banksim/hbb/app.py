@@ -20,7 +20,7 @@ from banksim.core.cards import mask
 from banksim.core.magic import withhold_answer
 from banksim.core.money import format_yuan
 from banksim.core.simapi import FaultMiddleware, sim_routes
-from banksim.hbb import quickpay, wire
+from banksim.hbb import payout, quickpay, statement, wire
 from banksim.hbb.gateway import AcpError, AnswerWithheld, Gateway
 from banksim.hbb.onboarding import OnboardingError, onboard
 from banksim.hbb.orders import Order, OrderStatus
@@ -29,8 +29,7 @@ from banksim.hbb.wire import FormatError, RespCode, TxnType
 _templates = Environment(loader=PackageLoader("banksim.hbb", "templates"), autoescape=select_autoescape(["html"]))
 
 BackHandler = Callable[[Gateway, Mapping[str, str]], dict[str, str]]
-# txnType → handler for backTransReq.do. A later issue adds 12 payout here; fileTransfer.do will
-# get 76 (statement) the same way.
+# txnType → handler for backTransReq.do (12 is the payout) and for fileTransfer.do (76, the statement).
 BACK_HANDLERS: dict[str, BackHandler] = {
     TxnType.REFUND.value: Gateway.refund,
     TxnType.CONSUME.value: quickpay.consume,
@@ -38,8 +37,9 @@ BACK_HANDLERS: dict[str, BackHandler] = {
     TxnType.BIND.value: quickpay.bind,
     TxnType.TOKEN_QUERY.value: quickpay.token_query,
     TxnType.UNBIND.value: quickpay.unbind,
+    TxnType.PAYOUT.value: payout.payout,
 }
-FILE_HANDLERS: dict[str, BackHandler] = {}
+FILE_HANDLERS: dict[str, BackHandler] = {TxnType.STATEMENT.value: statement.statement}
 
 
 def build_app(gateway: Gateway) -> Starlette:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from banksim.core.bank import BankContext
 from banksim.core.books import Declined, DeclineReason
 from banksim.core.cards import bank_of, is_well_formed, mask
+from banksim.core.clearing import ClearingStatus
 from banksim.core.magic import QUERIES_BEFORE_SUCCESS, Magic, magic_for, statement_date_for
 from banksim.core.partners import PartnerKey
 from banksim.hbb import signing, wire
@@ -365,6 +366,8 @@ class Gateway:
 
     def _book(self, order: Order) -> RespCode:
         """Move the money for a consume (card → reserve) or a refund (reserve → card)."""
+        if order.txn_type == TxnType.PAYOUT:
+            return self._book_payout(order)
         reserve = self.context.profile.reserve_acc_no
         is_refund = order.txn_type == TxnType.REFUND
         card = self._refund_card(order) if is_refund else order.acc_no
@@ -384,6 +387,48 @@ class Gateway:
         except Declined as declined:
             return _DECLINE_CODES[declined.reason]
         return RespCode.SUCCESS
+
+    def _book_payout(self, order: Order) -> RespCode:
+        """Move a payout (reserve → payee): in these books for an HBB account, else through clearing.
+
+        Both ways are idempotent on the order's queryId, so a payout booked late (magic 94, on a
+        query) can never move twice. A clearing transfer the receiving bank sends back (the
+        account vanished after the request was checked) fails the payout as "no such account".
+        """
+        reserve = self.context.profile.reserve_acc_no
+        statement_date = statement_date_for(order.magic, self.context.clock.business_date())
+        payee_bank = bank_of(order.acc_no)
+        if payee_bank == self.context.code:
+            try:
+                self.context.books.transfer(
+                    bank_ref=order.query_id,
+                    kind="payout",
+                    debit_acc=reserve,
+                    credit_acc=order.acc_no,
+                    amount_minor=order.amount_minor,
+                    at=self.context.clock.now(),
+                    statement_date=statement_date,
+                    memo=f"{order.mer_id}/{order.order_id}",
+                )
+            except Declined as declined:
+                return _DECLINE_CODES[declined.reason]
+            return RespCode.SUCCESS
+        if payee_bank is None:
+            return RespCode.INVALID_CARD
+        moved = self.context.clearing.transfer(
+            clearing_ref=order.query_id,
+            from_bank=self.context.code,
+            from_acc=reserve,
+            to_bank=payee_bank,
+            to_acc=order.acc_no,
+            amount_minor=order.amount_minor,
+            memo=f"{order.mer_id}/{order.order_id}",
+        )
+        if moved.status is ClearingStatus.SETTLED:
+            return RespCode.SUCCESS
+        if moved.status is ClearingStatus.REJECTED and moved.reason:
+            return _DECLINE_CODES.get(DeclineReason(moved.reason), RespCode.INSUFFICIENT_FUNDS)
+        return RespCode.INVALID_CARD
 
     def _refund_card(self, order: Order) -> str:
         original = self.orders.by_query_id(order.orig_query_id)

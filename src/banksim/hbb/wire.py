@@ -55,6 +55,7 @@ class RespCode(StrEnum):
     REFUND_EXCEEDS = "36"
     INSUFFICIENT_FUNDS = "51"
     WRONG_PASSWORD = "55"
+    NAME_MISMATCH = "56"
     OVER_LIMIT = "61"
     CARD_FROZEN = "62"
     SMS_CODE = "63"
@@ -63,6 +64,7 @@ class RespCode(StrEnum):
     TOKEN_INVALID = "66"
     PAY_TIMEOUT = "69"
     UNAVAILABLE = "91"
+    FILE_NOT_READY = "98"
 
 
 RESP_MESSAGES: dict[RespCode, str] = {
@@ -79,6 +81,7 @@ RESP_MESSAGES: dict[RespCode, str] = {
     RespCode.REFUND_EXCEEDS: "退货金额超过原交易可退金额",
     RespCode.INSUFFICIENT_FUNDS: "余额不足",
     RespCode.WRONG_PASSWORD: "密码错误次数超限",
+    RespCode.NAME_MISMATCH: "收款人户名与账号不符",
     RespCode.OVER_LIMIT: "交易金额超限",
     RespCode.CARD_FROZEN: "卡状态不正确（已冻结）",
     RespCode.SMS_CODE: "短信验证码错误或已过期",
@@ -87,6 +90,7 @@ RESP_MESSAGES: dict[RespCode, str] = {
     RespCode.TOKEN_INVALID: "标记(token)无效或已解除",
     RespCode.PAY_TIMEOUT: "订单已超过支付时限",
     RespCode.UNAVAILABLE: "银行系统暂不可用",
+    RespCode.FILE_NOT_READY: "对账文件尚未生成（该日未日终）",
 }
 
 PENDING_CODES = frozenset({RespCode.TIMED_OUT, RespCode.UNKNOWN, RespCode.PROCESSING})

@@ -3,7 +3,8 @@
 Modelled on LianLian/Baofoo protocol pay (BANKS.md, JHB section; docs/banks/jhb.md). So far it
 offers online banking (`ebank.pay` with JHB's own login and confirmation pages), quick pay
 (`bind.*`, `unbind`, `pay`), direct-debit mandates (`mandate.*`), `pay.query`, `refund`,
-`refund.query` and signed notifications; the statement is still to come. The world calls `create_bank`.
+`refund.query`, signed notifications and the daily statement (`bill.download`). The world calls
+`create_bank`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from banksim.core.notifier import RetryPolicy
 from banksim.jhb.agreements import SCHEMA as AGREEMENTS_SCHEMA
 from banksim.jhb.agreements import Agreements
 from banksim.jhb.app import JhbApp
+from banksim.jhb.bill import Bills
 from banksim.jhb.gateway import Gateway
 from banksim.jhb.keyring import Keyring
 from banksim.jhb.mandates import SCHEMA as MANDATES_SCHEMA
@@ -39,7 +41,10 @@ class JhbBank:
         self.service = JhbService(context, self.store, self.notices)
         self.quick_pay = QuickPay(context, self.store, Agreements(context.books), self.service)
         self.mandates = Mandates(context, self.store, self.service, self.notices)
-        self.gateway = Gateway(context, self.store, self.keyring, self.service, self.quick_pay, self.mandates)
+        self.bills = Bills(context, self.store)
+        self.gateway = Gateway(
+            context, self.store, self.keyring, self.service, self.quick_pay, self.mandates, self.bills
+        )
         self._app = JhbApp(context, self.keyring, self.gateway, self.service, self.mandates).build()
 
     @property

@@ -24,6 +24,7 @@ class RetCode(StrEnum):
     REFUND_DUPLICATE = "1020"
     REFUND_EXCEEDS_PAYMENT = "1021"
     ORIGINAL_NOT_PAID = "1022"
+    BILL_NOT_READY = "1031"
     INSUFFICIENT_FUNDS = "1051"
     OVER_LIMIT = "1061"
     CARD_FROZEN = "1062"
@@ -52,6 +53,7 @@ RET_MSG: dict[RetCode, str] = {
     RetCode.REFUND_DUPLICATE: "退款单号重复",
     RetCode.REFUND_EXCEEDS_PAYMENT: "退款金额超过可退金额",
     RetCode.ORIGINAL_NOT_PAID: "原交易未成功，不能退款",
+    RetCode.BILL_NOT_READY: "对账单尚未生成：该日尚未日终",
     RetCode.INSUFFICIENT_FUNDS: "余额不足",
     RetCode.OVER_LIMIT: "超过卡片限额",
     RetCode.CARD_FROZEN: "卡片已冻结",

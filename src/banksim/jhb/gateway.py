@@ -17,6 +17,7 @@ from tongsuopy.crypto.asymciphers import ec
 
 from banksim.core.bank import BankContext
 from banksim.jhb import crypto, envelope, wire
+from banksim.jhb.bill import BILL_SERVICE, Bills, read_bill_date
 from banksim.jhb.codes import RET_MSG, JhbError, RetCode
 from banksim.jhb.keyring import Keyring
 from banksim.jhb.mandates import Mandates, read_mandate_apply, read_mandate_debit
@@ -52,8 +53,12 @@ MANDATE_SERVICES: dict[str, MandateHandler] = {
     "mandate.revoke": lambda m, partner, body: m.revoke(partner, str(body.get("mandate_no") or "")),
     "mandate.debit": lambda m, partner, body: m.debit(partner, read_mandate_debit(body)),
 }
+BillHandler = Callable[[Bills, str, Mapping[str, Any]], Answer]
+BILL_SERVICES: dict[str, BillHandler] = {
+    BILL_SERVICE: lambda bills, partner, body: bills.download(partner, read_bill_date(body)),
+}
 # Services BANKS.md names that this simulator does not offer yet; they answer 1006.
-PLANNED_SERVICES = frozenset({"bill.download"})
+PLANNED_SERVICES: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +82,9 @@ class Gateway:
         service: JhbService,
         quick_pay: QuickPay,
         mandates: Mandates,
+        bills: Bills,
     ) -> None:
+        self._bills = bills
         self._context = context
         self._store = store
         self._keyring = keyring
@@ -135,10 +142,13 @@ class Gateway:
         handler = SERVICES.get(service_name)
         quick_handler = QUICK_PAY_SERVICES.get(service_name)
         mandate_handler = MANDATE_SERVICES.get(service_name)
-        if handler is None and quick_handler is None and mandate_handler is None:
+        bill_handler = BILL_SERVICES.get(service_name)
+        if handler is None and quick_handler is None and mandate_handler is None and bill_handler is None:
             detail = "服务暂未开通" if service_name in PLANNED_SERVICES else None
             return Answer(plain_error(RetCode.SERVICE_UNKNOWN, detail))
         try:
+            if bill_handler is not None:
+                return bill_handler(self._bills, partner_id, body)
             if mandate_handler is not None:
                 return mandate_handler(self._mandates, partner_id, body)
             if quick_handler is not None:

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from banksim.core.cards import mask
+from banksim.core.dayend import day_is_over
 from banksim.core.seed import RESERVE_ACCOUNTS
 from banksim.tcs.crypto import check_value, new_double_length_key
 from banksim.tcs.store import Acquirer, SwitchStore, Txn
@@ -163,6 +164,10 @@ class TcsServer:
         except ValueError:
             return PlainTextResponse("date=YYYY-MM-DD is required\n", status_code=400)
         acquirer_id = request.query_params.get("acquirer_id")
+        # Like every bank's statement, the clearing file of a day exists only once that day is over
+        # in the switch's clock (docs/clearing.md); earlier it would still change.
+        if not day_is_over(self.switch.clock, wanted):
+            return PlainTextResponse(f"not ready: {wanted.isoformat()} is not over yet\n", status_code=409)
         return PlainTextResponse(clearing_file(self.switch.store, wanted, acquirer_id))
 
 

@@ -7,18 +7,26 @@ banks (``tianpay up`` and the end-to-end tests call it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from tianpay.channels.bcb import BcbDirectDebitChannel, load_bcb_config, onboard_bcb
-from tianpay.channels.hbb import HbbChannel, load_hbb_config, onboard_hbb
+from tianpay.channels.bcb.payout import BcbPayoutChannel
+from tianpay.channels.bcb.statement import BcbStatementChannel
+from tianpay.channels.hbb import load_hbb_config, onboard_hbb
+from tianpay.channels.hbb.payout import build_hbb_payout_channel
 from tianpay.channels.hbb.quickpay import build_hbb_quick_pay_channel
-from tianpay.channels.jhb import JhbChannel
+from tianpay.channels.hbb.statement import build_hbb_statement_channel
 from tianpay.channels.jhb.mandates import build_jhb_direct_debit_channel
 from tianpay.channels.jhb.onboarding import OnboardingError, config_from_onboarding
 from tianpay.channels.jhb.onboarding import onboard as onboard_jhb
-from tianpay.channels.tcs.onboarding import onboard_tcs
+from tianpay.channels.jhb.statement import build_jhb_statement_channel
+from tianpay.channels.observed import observed
+from tianpay.channels.tcs.onboarding import load_tcs_config, onboard_tcs
+from tianpay.channels.tcs.statement import build_tcs_statement_channel
 from tianpay.domain.errors import NotFound
 from tianpay.ports.channels import (
     DirectDebitChannel,
@@ -28,6 +36,8 @@ from tianpay.ports.channels import (
     QuickPayRoute,
     RefundChannel,
 )
+from tianpay.ports.payouts import PayoutChannel
+from tianpay.ports.statements import StatementChannel
 
 # The cashier shows banks in this order.
 BANK_ORDER = ("HBB", "JHB", "BCB")
@@ -59,24 +69,34 @@ PAYER_DECLINE_CODES: dict[str, frozenset[str]] = {
 }
 
 
+class _Closes(Protocol):
+    """A channel that holds an HTTP client of its own, closed with the registry."""
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class ChannelRegistry:
     online: dict[str, OnlineBankingChannel] = field(default_factory=dict)
     refund: dict[str, RefundChannel] = field(default_factory=dict)
     quick: dict[str, QuickPayChannel] = field(default_factory=dict)
     debit: dict[str, DirectDebitChannel] = field(default_factory=dict)
+    # Statements are read from HBB, JHB, BCB and TCS (the card switch's clearing file); payouts are
+    # sent from the reserve at HBB or BCB (docs/clearing.md).
+    statement: dict[str, StatementChannel] = field(default_factory=dict)
+    payout: dict[str, PayoutChannel] = field(default_factory=dict)
     routes: tuple[QuickPayRoute, ...] = QUICK_PAY_ROUTES
-    _closers: list[HbbChannel | JhbChannel | BcbDirectDebitChannel] = field(default_factory=list)
+    _closers: list[_Closes] = field(default_factory=list)
 
     def online_banking(self, bank: str) -> OnlineBankingChannel:
         try:
-            return self.online[bank]
+            return observed(self.online[bank], bank, "online_banking")
         except KeyError:
             raise NotFound(f"bank {bank!r} does not offer online banking here", param="bank") from None
 
     def refunds(self, bank: str) -> RefundChannel:
         try:
-            return self.refund[bank]
+            return observed(self.refund[bank], bank, "refund")
         except KeyError:
             raise NotFound(f"bank {bank!r} takes no refunds here", param="bank") from None
 
@@ -84,7 +104,7 @@ class ChannelRegistry:
         for channels in (self.online, self.quick, self.debit):
             channel = channels.get(bank)
             if channel is not None:
-                return channel
+                return observed(channel, bank, "payment_query")
         raise NotFound(f"bank {bank!r} takes no payments here", param="bank")
 
     def online_banking_banks(self) -> list[str]:
@@ -92,15 +112,33 @@ class ChannelRegistry:
 
     def quick_pay(self, bank: str) -> QuickPayChannel:
         try:
-            return self.quick[bank]
+            return observed(self.quick[bank], bank, "quick_pay")
         except KeyError:
             raise NotFound(f"bank {bank!r} does not offer quick pay here", param="bank") from None
 
     def direct_debit(self, bank: str) -> DirectDebitChannel:
         try:
-            return self.debit[bank]
+            return observed(self.debit[bank], bank, "direct_debit")
         except KeyError:
             raise NotFound(f"bank {bank!r} offers no direct debit here", param="bank") from None
+
+    def statements(self, bank: str) -> StatementChannel:
+        try:
+            return observed(self.statement[bank], bank, "statement")
+        except KeyError:
+            raise NotFound(f"bank {bank!r} sends no statement here", param="bank") from None
+
+    def statement_banks(self) -> list[str]:
+        return sorted(self.statement)
+
+    def payouts(self, bank: str) -> PayoutChannel:
+        try:
+            return observed(self.payout[bank], bank, "payout")
+        except KeyError:
+            raise NotFound(f"bank {bank!r} makes no payouts here", param="bank") from None
+
+    def payout_banks(self) -> list[str]:
+        return sorted(self.payout)
 
     def quick_pay_routes(self) -> list[QuickPayRoute]:
         """Routes of the banks connected for quick pay, in the configured preference order."""
@@ -111,7 +149,12 @@ class ChannelRegistry:
             channel.close()
 
 
-def load_channels(data_dir: Path, *, timeout_s: float = 10.0) -> ChannelRegistry:
+def load_channels(
+    data_dir: Path, *, timeout_s: float = 10.0, clock: Callable[[], datetime] | None = None
+) -> ChannelRegistry:
+    """The adapters of every onboarded bank. ``clock`` is the platform's (it may be moved in demos): the
+    statement and payout adapters date their requests and judge the banks' windows by it."""
+    now = clock or _utc_now
     registry = ChannelRegistry()
     hbb_config = load_hbb_config(data_dir, timeout_s=timeout_s)
     if hbb_config is not None:
@@ -120,8 +163,15 @@ def load_channels(data_dir: Path, *, timeout_s: float = 10.0) -> ChannelRegistry
         registry.refund["HBB"] = hbb
         registry.quick["HBB"] = hbb
         registry._closers.append(hbb)
+        # HBB's statement (txnType 76) and payout (txnType 12) channels (docs/banks/hbb-adapter.md).
+        hbb_statement = build_hbb_statement_channel(hbb_config, clock=now)
+        hbb_payout = build_hbb_payout_channel(hbb_config, clock=now)
+        registry.statement["HBB"] = hbb_statement
+        registry.payout["HBB"] = hbb_payout
+        registry._closers.extend((hbb_statement, hbb_payout))
     try:
-        jhb = build_jhb_direct_debit_channel(config_from_onboarding(data_dir, timeout_s=timeout_s))
+        jhb_config = config_from_onboarding(data_dir, timeout_s=timeout_s)
+        jhb = build_jhb_direct_debit_channel(jhb_config)
     except OnboardingError:
         jhb = None
     if jhb is not None:
@@ -130,12 +180,34 @@ def load_channels(data_dir: Path, *, timeout_s: float = 10.0) -> ChannelRegistry
         registry.quick["JHB"] = jhb
         registry.debit["JHB"] = jhb
         registry._closers.append(jhb)
+        # Without a shared HTTP client the JHB statement channel opens one per download: nothing to close.
+        registry.statement["JHB"] = build_jhb_statement_channel(jhb_config, clock=now)
     bcb_config = load_bcb_config(data_dir, timeout_s=timeout_s)
     if bcb_config is not None:
         bcb = BcbDirectDebitChannel(bcb_config)
         registry.debit["BCB"] = bcb
         registry._closers.append(bcb)
+        # BCB's statement (200005) and batch payout (100001, 300001 bounces) (docs/banks/bcb.md).
+        bcb_statement = BcbStatementChannel(bcb_config)
+        bcb_payout = BcbPayoutChannel(bcb_config, clock=now)
+        registry.statement["BCB"] = bcb_statement
+        registry.payout["BCB"] = bcb_payout
+        registry._closers.extend((bcb_statement, bcb_payout))
+    _load_tcs_statement(registry, data_dir)
     return registry
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _load_tcs_statement(registry: ChannelRegistry, data_dir: Path) -> None:
+    # TCS's POS clearing file, once onboarding has recorded the switch's admin address.
+    tcs_config = load_tcs_config(data_dir)
+    if tcs_config is not None and tcs_config.admin_url:
+        tcs_statement = build_tcs_statement_channel(tcs_config.admin_url, tcs_config.institution_id)
+        registry.statement["TCS"] = tcs_statement
+        registry._closers.append(tcs_statement)
 
 
 def onboard_banks(data_dir: Path, bank_urls: Mapping[str, str]) -> list[str]:

@@ -23,5 +23,5 @@ def test_a_gbk_document_signed_with_an_empty_signed_msg_verifies_and_a_changed_o
     assert not wire.verify(tampered, key.public_key())
 
 
-def test_payout_and_statement_are_left_for_the_next_issue() -> None:
-    assert set(HANDLERS) == {"100002", "100010", "100011", "100012", "200004"}
+def test_bcb_serves_mandates_debit_payout_query_and_statement() -> None:
+    assert set(HANDLERS) == {"100001", "100002", "100010", "100011", "100012", "200004", "200005"}

@@ -113,8 +113,7 @@ def test_a_body_missing_required_fields_gets_a_sealed_1004(jhb: JhbTestClient) -
     assert answer["ret_code"] == "1004"
 
 
-def test_services_not_offered_yet_answer_1006(jhb: JhbTestClient) -> None:
-    assert jhb.call("bill.download", {})["ret_code"] == "1006"
+def test_services_jhb_does_not_offer_answer_1006(jhb: JhbTestClient) -> None:
     assert jhb.call("no.such", {})["ret_code"] == "1006"
 
 

@@ -16,16 +16,12 @@ from dataclasses import replace
 from datetime import datetime
 
 import httpx
-import structlog
 
-from tianpay.channels.bcb import mapping, signing, wire
+from tianpay.channels.bcb import mapping, wire
+from tianpay.channels.bcb.client import AipgClient
 from tianpay.channels.bcb.onboarding import BcbConfig
 from tianpay.ports.channels import ChannelResult, DebitOrder, MandateAnswer, MandateApplication, Outcome
 
-log = structlog.stdlib.get_logger(__name__)
-
-PATH = "/aipg/ProcessServlet"
-CONTENT_TYPE = "text/xml; charset=GBK"
 ID_TYPE_RESIDENT_ID = "0"
 # Joins MANDATE_NO (or the apply token), account number and name in the sealed reference.
 SEPARATOR = "\x1f"
@@ -36,14 +32,10 @@ class BcbDirectDebitChannel:
 
     def __init__(self, config: BcbConfig, http: httpx.Client | None = None) -> None:
         self._config = config
-        self._key = config.private_key
-        self._bank_key = config.bank_public_key
-        self._owned = http is None
-        self._http = http or httpx.Client(timeout=config.timeout_s)
+        self._client = AipgClient(config, http)
 
     def close(self) -> None:
-        if self._owned:
-            self._http.close()
+        self._client.close()
 
     # Mandates
 
@@ -102,28 +94,7 @@ class BcbDirectDebitChannel:
         return MandateAnswer(outcome, bank_ref=value or None, bank_code=answer.ret_code, bank_message=answer.err_msg)
 
     def _call(self, trx: wire.TrxCode, req_sn: str, section: str, fields: Mapping[str, str]) -> wire.Answer | None:
-        document = signing.sign(wire.request(trx, self._config.user_name, req_sn, section, fields), self._key)
-        try:
-            response = self._http.post(self._config.base_url + PATH, content=document,
-                                       headers={"Content-Type": CONTENT_TYPE})
-        except httpx.HTTPError as exc:
-            log.info("bcb call", trx_code=trx.value, req_sn=req_sn, result="no answer", error=type(exc).__name__)
-            return None
-        if response.status_code != 200:
-            log.info("bcb call", trx_code=trx.value, req_sn=req_sn, result=f"http {response.status_code}")
-            return None
-        try:
-            root = wire.parse(response.content)
-        except wire.WireError:
-            return None
-        if not signing.verify(root, self._bank_key):
-            # An answer we cannot attribute to BCB proves nothing either way.
-            log.warning("bcb call", trx_code=trx.value, req_sn=req_sn, result="bad signature")
-            return None
-        answer = wire.answer_of(root)
-        log.info("bcb call", trx_code=trx.value, req_sn=req_sn, ret_code=answer.ret_code)
-        return answer
-
+        return self._client.call(trx, req_sn, wire.section(section, fields))
 
 def _req_sn() -> str:
     return "TP" + secrets.token_hex(12)

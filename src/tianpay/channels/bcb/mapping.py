@@ -56,3 +56,38 @@ def query_result(info_code: str, detail_code: str, message: str, bank_ref: str, 
         outcome = Outcome.FAILED
     return ChannelResult(outcome, bank_reference=bank_ref, amount=amount_of(amount_fen), bank_code=detail_code or None,
                          bank_message=message)
+
+
+# Payouts (100001 items, 200004 on a batch). The payout port asks for UNKNOWN, not PENDING, for an
+# intermediate code: either way the item is queried by its SN and never sent again.
+
+
+def payout_outcome(code: str, *, queried: bool) -> Outcome:
+    """An item's code in the three classes; a code seen by a query never means NOT_SUBMITTED (the
+    request was found, so BCB processed it: its refusal is final)."""
+    outcome = outcome_of(code)
+    if outcome is Outcome.PENDING:
+        return Outcome.UNKNOWN
+    if outcome is Outcome.NOT_SUBMITTED and queried:
+        return Outcome.FAILED
+    return outcome
+
+
+def payout_result(code: str, message: str, payout_id: str, amount_fen: str, *, queried: bool) -> ChannelResult:
+    return ChannelResult(payout_outcome(code, queried=queried), bank_reference=payout_id, amount=amount_of(amount_fen),
+                         bank_code=code or None, bank_message=message)
+
+
+# Batch-level codes BCB answers before recording anything: the batch was never accepted (BCB
+# documents 1103/1104 as "totals do not match the details", checked before any item is touched).
+BATCH_NOT_RECORDED: Final = frozenset({"1001", "1103", "1104", "1106", "3999"})
+
+
+def batch_outcome(code: str) -> Outcome:
+    """What a batch-level RET_CODE says about an item the answer does not list."""
+    if code in BATCH_NOT_RECORDED:
+        return Outcome.NOT_SUBMITTED
+    if code in SUCCESS or code in INTERMEDIATE or code in UNCLEAR:
+        # Accepted (or maybe accepted) but silent about this item: only a query can tell.
+        return Outcome.UNKNOWN
+    return Outcome.FAILED

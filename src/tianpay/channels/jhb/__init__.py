@@ -2,7 +2,7 @@
 
 `wire` holds JHB's messages as JHB names them, `signing` the 国密 envelope, `mapping` the pure
 translation to the platform's outcomes, `client` the single HTTP exchange, `channel` the port
-implementation and `onboarding` the out-of-band key exchange. Online banking and refunds so far.
+implementation and `onboarding` the out-of-band key exchange; `statement` reads `bill.download`.
 """
 
 from tianpay.channels.jhb.channel import JhbChannel, PaymentFormUnavailable, build_jhb_channel

@@ -98,6 +98,9 @@ RET_CODE_OUTCOMES: Mapping[RetCode, Outcome] = MappingProxyType(
         RetCode.REFUND_DUPLICATE: Outcome.UNKNOWN,
         RetCode.REFUND_EXCEEDS_PAYMENT: Outcome.FAILED,
         RetCode.ORIGINAL_NOT_PAID: Outcome.FAILED,
+        # Only `bill.download` answers it, and moves no money; the statement adapter reads it as
+        # "not ready yet" (statement.py), never through this table.
+        RetCode.BILL_NOT_READY: Outcome.FAILED,
         RetCode.INSUFFICIENT_FUNDS: Outcome.FAILED,
         RetCode.OVER_LIMIT: Outcome.FAILED,
         RetCode.CARD_FROZEN: Outcome.FAILED,

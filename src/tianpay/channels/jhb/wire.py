@@ -64,6 +64,8 @@ class RetCode(enum.StrEnum):
     REFUND_DUPLICATE = "1020"
     REFUND_EXCEEDS_PAYMENT = "1021"
     ORIGINAL_NOT_PAID = "1022"
+    # `bill.download` for a date that is not over yet in JHB's clock (docs/banks/jhb.md §12).
+    BILL_NOT_READY = "1031"
     INSUFFICIENT_FUNDS = "1051"
     OVER_LIMIT = "1061"
     CARD_FROZEN = "1062"
@@ -236,6 +238,16 @@ class RefundQuery:
         return {"out_refund_no": self.out_refund_no}
 
 
+@dataclass(frozen=True, slots=True)
+class BillDownload:
+    """`bill.download`: the statement of one date (`YYYY-MM-DD`, Beijing business date)."""
+
+    bill_date: str
+
+    def to_body(self) -> dict[str, str]:
+        return {"bill_date": self.bill_date}
+
+
 # Service bodies we receive
 
 
@@ -282,6 +294,18 @@ class RefundView:
     finish_time: str
 
 
+@dataclass(frozen=True, slots=True)
+class BillAnswer:
+    """The `bill.download` answer: the file travels whole, as base64 of its bytes, with its SHA-256."""
+
+    ret_code: str
+    ret_msg: str
+    bill_date: str
+    bill_name: str
+    bill_content: str
+    bill_sha256: str
+
+
 def _text(body: Mapping[str, Any], name: str) -> str:
     """A string member, `""` when absent; anything but a string is a malformed message."""
     value = body.get(name, "")
@@ -300,7 +324,7 @@ def read_ret_code(body: Mapping[str, Any]) -> tuple[str, str]:
     return _text(body, "ret_code"), _text(body, "ret_msg")
 
 
-_Message = TypeVar("_Message", "EbankPayAnswer", "TradeView", "RefundView")
+_Message = TypeVar("_Message", "EbankPayAnswer", "TradeView", "RefundView", "BillAnswer")
 
 
 def _read_strings(message_type: type[_Message], body: Mapping[str, Any]) -> _Message:
@@ -318,3 +342,7 @@ def read_trade_view(body: Mapping[str, Any]) -> TradeView:
 
 def read_refund_view(body: Mapping[str, Any]) -> RefundView:
     return _read_strings(RefundView, body)
+
+
+def read_bill_answer(body: Mapping[str, Any]) -> BillAnswer:
+    return _read_strings(BillAnswer, body)

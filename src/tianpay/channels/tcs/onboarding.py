@@ -59,6 +59,8 @@ def onboard_tcs(data_dir: Path, admin_url: str, *, timeout_s: float = 10.0) -> T
         "zpk": zpk.hex().upper(),
         "zak": zak.hex().upper(),
         "settlement_bank": document.get("settlement_bank", "HBB"),
+        # The clearing file is fetched from the same admin address (tianpay.channels.tcs.statement).
+        "admin_url": admin_url.rstrip("/"),
     }
     path = tcs_directory(data_dir) / ONBOARDING_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,4 +85,5 @@ def load_tcs_config(data_dir: Path, *, timeout_s: float = 5.0) -> TcsConfig | No
         zak=bytes.fromhex(document["zak"]),
         settlement_bank=str(document["settlement_bank"]),
         timeout_s=timeout_s,
+        admin_url=str(document.get("admin_url", "")),
     )
