@@ -8,6 +8,7 @@ is an error: CI must prove both backends.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -19,11 +20,13 @@ import psycopg
 import pytest
 from sqlalchemy import Engine
 
+from tests.security.log_scan import LogScanner, log_files_under
 from tianpay.adapters.clock import SettableClock
 from tianpay.adapters.db import migrate
 from tianpay.adapters.db.engine import make_engine
 from tianpay.adapters.db.unit_of_work import SqlUnitOfWork
 from tianpay.adapters.ids import UlidGenerator
+from tianpay.adapters.logging import configure_logging
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
 
 PG_ADMIN_URL = os.environ.get("TIANPAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -123,3 +126,29 @@ def clock() -> SettableClock:
 def uow_factory(engine: Engine, clock: SettableClock) -> UnitOfWorkFactory:
     ids = UlidGenerator()
     return lambda: SqlUnitOfWork(engine, clock, ids)
+
+
+# ---- the log scan (tests/security/log_scan.py, docs/security.md) ----------------------------------------
+_LOG_SCANNER = LogScanner()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def log_scan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LogScanner]:
+    """Sends every log record of the session through the production pipeline (structlog, redaction, JSON)
+    into the scanner, reads the log files the fixtures' processes wrote, and fails the session if any
+    line shows a card, ID or phone number, a password, an SMS code or key material in clear."""
+    configure_logging("INFO", json=True, stream=_LOG_SCANNER)  # type: ignore[arg-type]
+    yield _LOG_SCANNER
+    _LOG_SCANNER.write("\n")
+    for path in log_files_under(tmp_path_factory.getbasetemp()):
+        _LOG_SCANNER.scan_file(path)
+    if _LOG_SCANNER.findings:
+        pytest.fail(f"secrets or personal data in clear in the logs:\n{_LOG_SCANNER.report()}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _keep_log_scan_attached(log_scan: LogScanner) -> None:
+    """Tests (and CLI commands run in-process) may reconfigure logging; the scanner's handler stays."""
+    root = logging.getLogger()
+    if not any(getattr(handler, "stream", None) is log_scan for handler in root.handlers):
+        configure_logging("INFO", json=True, stream=log_scan)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
-from tianpay.adapters.clock import SystemClock
+from tianpay.adapters.clock import OffsetFileClock, SystemClock
 from tianpay.adapters.db import migrate
 from tianpay.adapters.db.engine import make_engine
 from tianpay.adapters.db.unit_of_work import SqlUnitOfWork
@@ -89,7 +89,23 @@ class Container:
     @cached_property
     def channels(self) -> ChannelRegistry:
         """The bank channels this platform was onboarded to (read from the data directory)."""
-        return load_channels(self.settings.data_dir, timeout_s=self.settings.bank_timeout_s)
+        return load_channels(self.settings.data_dir, timeout_s=self.settings.bank_timeout_s, clock=self.clock.now)
+
+    @cached_property
+    def read_engine(self) -> Engine:
+        """The engine queries read from: ``TIANPAY_READ_DATABASE_URL`` when set, else the primary's URL,
+        opened read-only either way (docs/statistics.md, "Read replica")."""
+        return make_engine(self.settings.resolved_read_database_url, pool_size=5, read_only=True)
+
+    @property
+    def read_uow(self) -> UnitOfWorkFactory:
+        """Units of work on the read engine, for lists, exports and statistics: they never commit."""
+        engine, clock, ids = self.read_engine, self.clock, self.ids
+
+        def new_read_unit_of_work() -> SqlUnitOfWork:
+            return SqlUnitOfWork(engine, clock, ids)
+
+        return new_read_unit_of_work
 
     def upgrade_database(self) -> None:
         migrate.upgrade(self.engine)
@@ -97,6 +113,8 @@ class Container:
     def close(self) -> None:
         if "channels" in self.__dict__:
             self.channels.close()
+        if "read_engine" in self.__dict__:
+            self.read_engine.dispose()
         self.engine.dispose()
 
 
@@ -104,4 +122,6 @@ def build_container(settings: Settings | None = None, *, clock: Clock | None = N
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
-    return Container(settings=settings, engine=engine, clock=clock or SystemClock(), ids=UlidGenerator())
+    if clock is None:
+        clock = OffsetFileClock(settings.clock_file) if settings.clock_file is not None else SystemClock()
+    return Container(settings=settings, engine=engine, clock=clock, ids=UlidGenerator())

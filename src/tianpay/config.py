@@ -23,9 +23,15 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("tianpay-data")
     database_url: str | None = None
+    # A read replica for lists, exports and statistics (docs/statistics.md); unset: the primary.
+    read_database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     public_base_url: str | None = None
+
+    # Demos and end-to-end tests only: a JSON file holding an offset every process adds to the system
+    # clock, so a whole running platform can be moved to the next business day (adapters/clock.py).
+    clock_file: Path | None = None
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -43,6 +49,9 @@ class Settings(BaseSettings):
     # "Absent orders"). Only a demo or a test on compressed time should shorten it.
     absent_order_margin_s: float = Field(default=900.0, ge=0)
     worker_poll_interval_s: float = 1.0
+    # The statistics job re-reads changes younger than this, since a transition id handed out before
+    # a slow commit can appear after higher ones (docs/statistics.md, "Watermarks").
+    statistics_settle_margin_s: float = Field(default=60.0, ge=0)
 
     # Quick-pay circuit breaker per channel (docs/routing.md): opens after this many bad results in a
     # row within the window, lets one probe through after the cool-down.
@@ -65,12 +74,27 @@ class Settings(BaseSettings):
     # A wallet payment above this many fen also needs an SMS code; unset: the payment password suffices.
     wallet_sms_threshold_minor: int | None = Field(default=None, ge=0)
 
+    # Reconciliation (docs/reconciliation.md): the worker fetches a bank's statement this long after
+    # the business date's cutoff (Shanghai midnight), for dates up to this many days back; a statement
+    # not published yet is tried again after the retry wait; a run's lease outlives a slow run.
+    reconciliation_delay_s: float = Field(default=3600.0, ge=0)
+    reconciliation_window_days: int = Field(default=3, ge=1)
+    reconciliation_retry_s: float = Field(default=300.0, gt=0)
+    reconciliation_lease_s: float = Field(default=1800.0, gt=0)
+
     @property
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL: the configured one, or the embedded SQLite file in the data dir."""
         if self.database_url:
             return normalise_database_url(self.database_url)
         return f"sqlite:///{(self.data_dir / 'tianpay.sqlite3').resolve()}"
+
+    @property
+    def resolved_read_database_url(self) -> str:
+        """Where queries read: the replica when one is configured, else the primary."""
+        if self.read_database_url:
+            return normalise_database_url(self.read_database_url)
+        return self.resolved_database_url
 
     @property
     def keys_dir(self) -> Path:

@@ -20,13 +20,17 @@ from tianpay.entrypoints.launcher import free_port_block
 def tianpay_up(data_dir: Path, *, env: dict[str, str] | None = None, timeout_s: float = 90) -> Iterator[dict[str, Any]]:
     """Runs ``tianpay up --json`` and yields what it printed; stops it with SIGINT afterwards."""
     port = free_port_block()
+    # The platform's logs go to a file beside the data directory, read by the session's log scan
+    # (tests/conftest.py: no card, ID or phone number, password, SMS code or key in clear).
+    log = data_dir.with_name(data_dir.name + "-up.log").open("a")
     process = subprocess.Popen(
         [sys.executable, "-m", "tianpay", "up", "--data-dir", str(data_dir), "--port", str(port), "--json"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
         text=True,
         env={**os.environ, **(env or {})},
     )
+    log.close()
     announced: dict[str, Any] = {}
     ready = threading.Event()
 
@@ -47,7 +51,9 @@ def tianpay_up(data_dir: Path, *, env: dict[str, str] | None = None, timeout_s: 
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
             try:
-                process.wait(timeout=30)
+                # The supervisor stops its children in turn (10 s each at most); a loaded CI machine
+                # needs the margin, and a supervisor killed here would leave them running.
+                process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
                 raise

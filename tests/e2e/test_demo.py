@@ -1,4 +1,5 @@
-"""``tianpay demo`` runs the gateway, account-mode, direct-debit and POS tours as real processes; every book agrees."""
+"""``tianpay demo`` runs the gateway, account-mode, direct-debit and POS tours as real processes, then the next
+day (reconciliation, settlement, payout); every book agrees."""
 
 from __future__ import annotations
 
@@ -33,8 +34,10 @@ DIRECT_DEBIT_ROWS = (
 )
 POS_ROWS = ("sign-on", "purchase", "void", "second purchase", "purchase, no answer", "settle batch 000001")
 
-# The demo takes about 80 s; it gives up waiting after --timeout-s, well before the test does.
-DEMO_TIMEOUT_S = 240
+STATEMENT_BANKS = ("HBB", "JHB", "BCB", "TCS")
+
+# The demo takes about two minutes; it gives up waiting after --timeout-s, well before the test does.
+DEMO_TIMEOUT_S = 420
 
 
 def test_the_demo_plays_every_scenario_and_every_book_agrees(tmp_path: Path) -> None:
@@ -92,12 +95,29 @@ def test_the_demo_plays_every_scenario_and_every_book_agrees(tmp_path: Path) -> 
     assert "TCS balanced" in settled, settled
     (refunded,) = [line for line in lines if "│ refund to the wallet " in line]
     assert refunded.count("¥500.00") == 2, refunded  # expected and seen wallet balance: the top-up, whole again
-    # No whole card or ID number ever reaches the output.
-    for secret in ("6217990000000000014", "6227990000000000013", "110105198503120012", "13800138001"):
+    # The next day: every bank's statements of D and D+1 reconciled with nothing unexplained.
+    reconciled = [line for line in lines if line.startswith("│ ") and line.split("│")[1].strip() in STATEMENT_BANKS
+                  and line.split("│")[2].strip()[:2] == "20"]  # fmt: skip
+    assert len(reconciled) == 2 * len(STATEMENT_BANKS), reconciled
+    for row in reconciled:
+        assert "✓" in row, row
+    assert "98 payment after JHB's statement: processing → succeeded" in output
+    # The settlement equals the merchant's own sums from the API, and BCB received exactly its net.
+    (settlement,) = [line for line in lines if line.startswith("│ settlement stl_")]
+    assert "✓" in settlement, settlement
+    (from_api,) = [line for line in lines if line.startswith("│ from GET /v1/events ")]
+    assert settlement.split("│")[3:7] == from_api.split("│")[3:7], (settlement, from_api)
+    (payout,) = [line for line in lines if line.startswith("│ pyo_")]
+    assert "succeeded" in payout, payout
+    assert "settlement.paid, payout.succeeded" in payout, payout
+    assert "✓" in payout, payout
+    # No whole card, account or ID number ever reaches the output.
+    for secret in ("6217990000000000014", "6227990000000000013", "110105198503120012", "13800138001",
+                   "6230990000000000033"):  # fmt: skip
         assert secret not in output
     assert "tianpay ledger verify: sound" in output
-    for bank in ("HBB", "JHB"):
-        (books,) = [line for line in lines if line.startswith(f"│ {bank} ")]
+    for bank in ("HBB", "JHB", "BCB"):
+        (books,) = [line for line in lines if line.startswith(f"│ {bank} ") and line not in reconciled]
         assert "✓" in books, books
     assert "every outcome is what the bank did" in output
     # A successful run leaves no data directory behind.

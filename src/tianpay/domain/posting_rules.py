@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Final
 
 from tianpay.domain.ledger import (
+    PLATFORM_BANK_COST,
     PLATFORM_FEE_INCOME,
     PLATFORM_SUSPENSE,
+    AccountSpec,
     JournalEntry,
     Posting,
     bank_in_transit,
@@ -19,6 +21,7 @@ from tianpay.domain.ledger import (
     credit,
     debit,
     member_wallet,
+    merchant_available,
     merchant_pending,
 )
 from tianpay.domain.money import Money
@@ -209,3 +212,153 @@ def pos_payment_undone(
     mirrored = tuple(Posting(leg.account, -leg.amount) for leg in success.postings)
     event = POS_PAYMENT_VOIDED if voided else POS_PAYMENT_REVERSED
     return JournalEntry(event, payment_id, mirrored, f"POS payment {payment_id} {'voided' if voided else 'reversed'}")
+
+
+# ---- payouts (代付) and wallet withdrawals ------------------------------------------------------------
+
+PAYOUT_SUBMITTED: Final = "payout.submitted"
+PAYOUT_SUCCEEDED: Final = "payout.succeeded"
+PAYOUT_FAILED: Final = "payout.failed"
+PAYOUT_RETURNED: Final = "payout.returned"
+
+
+def payout_submitted(*, payout_id: str, source: AccountSpec, bank: str, amount: Money) -> JournalEntry:
+    """A payout was requested: the money leaves its owner for the bank, Dr ``source`` / Cr ``bank:B:in_transit``.
+
+    ``source`` is ``merchant:M:available`` or ``member:U:wallet``; neither may go negative, so posting
+    this entry is what refuses a payout the balance does not cover (the ledger's conditional write).
+    It is booked when the payout is created, before it is batched, so the money is reserved at once.
+    """
+    if not amount.is_positive:
+        raise ValueError("a payout moves a positive amount")
+    return JournalEntry(
+        PAYOUT_SUBMITTED,
+        payout_id,
+        (debit(source, amount), credit(bank_in_transit(bank), amount)),
+        f"payout {payout_id} sent to {bank}",
+    )
+
+
+def payout_succeeded(*, payout_id: str, bank: str, amount: Money) -> JournalEntry:
+    """The bank paid the payout out of the platform's reserve: Dr ``bank:B:in_transit`` / Cr ``bank:B:reserve``."""
+    if not amount.is_positive:
+        raise ValueError("a payout moves a positive amount")
+    return JournalEntry(
+        PAYOUT_SUCCEEDED,
+        payout_id,
+        (debit(bank_in_transit(bank), amount), credit(bank_reserve(bank), amount)),
+        f"payout {payout_id} paid by {bank}",
+    )
+
+
+def payout_failed(submitted: JournalEntry) -> JournalEntry:
+    """The bank declined the payout (or never accepted it): the submit entry is reversed, money back.
+
+    The reversal's id derives from the submit entry's id, so recording a failure twice is a no-op.
+    """
+    if submitted.event != PAYOUT_SUBMITTED:
+        raise ValueError("only a payout's submit entry is reversed when it fails")
+    return submitted.reversal(PAYOUT_FAILED)
+
+
+def payout_returned(*, payout_id: str, source: AccountSpec, bank: str, amount: Money) -> JournalEntry:
+    """A succeeded payout bounced (退票): the money came back to the reserve and goes back to its owner.
+
+    Dr ``bank:B:reserve`` / Cr ``source`` (the account it left). A new event, not a reversal: the
+    success happened, and the statement shows both the payout and its return.
+    """
+    if not amount.is_positive:
+        raise ValueError("a payout moves a positive amount")
+    return JournalEntry(
+        PAYOUT_RETURNED,
+        payout_id,
+        (debit(bank_reserve(bank), amount), credit(source, amount)),
+        f"payout {payout_id} returned by {bank}",
+    )
+
+
+# ---- settlement (docs/settlement.md) ----------------------------------------------------------------
+
+SETTLEMENT_SETTLED: Final = "settlement.settled"
+
+
+def settlement_settled(*, settlement_id: str, merchant_id: str, business_date: str, net: Money) -> JournalEntry:
+    """A merchant's settlement of a business date: its net moves from pending to available.
+
+    Dr ``merchant:M:pending`` / Cr ``merchant:M:available`` for a positive net. A negative net (more
+    refunded than collected) moves the other way, Dr ``available`` / Cr ``pending``, and the ledger
+    refuses it when ``available`` cannot cover it (that account may not go negative). A zero net
+    moves nothing and has no entry. The source is the settlement, so settling it again is a no-op.
+    """
+    if net.is_zero:
+        raise ValueError("a settlement of zero moves nothing")
+    legs = (debit(merchant_pending(merchant_id), net), credit(merchant_available(merchant_id), net))
+    return JournalEntry(
+        SETTLEMENT_SETTLED, settlement_id, legs, f"settlement {settlement_id} of {merchant_id} for {business_date}"
+    )
+
+
+# ---- reconciliation (对账, docs/clearing.md) -----------------------------------------------------------
+
+BANK_CHARGES_BOOKED: Final = "bank_charges.booked"
+RECONCILIATION_DIFFERENCE: Final = "reconciliation.difference"
+RECONCILIATION_PLATFORM_ONLY: Final = "reconciliation.platform_only"
+
+
+def bank_charges(*, bank: str, statement_date: str, amount: Money) -> JournalEntry:
+    """What bank B charged for the items of one statement: Dr ``platform:bank_cost`` / Cr ``bank:B:reserve``.
+
+    One entry per (bank, statement date) for the sum of the statement's charges: the bank takes one
+    fee per item, but a million-line statement must not become a million entries (docs/reconciliation.md
+    "Charges"); each line's own charge stays on the staged line for audit.
+    """
+    if not amount.is_positive:
+        raise ValueError("bank charges are a positive amount")
+    return JournalEntry(
+        BANK_CHARGES_BOOKED,
+        f"{bank}:{statement_date}",
+        (debit(PLATFORM_BANK_COST, amount), credit(bank_reserve(bank), amount)),
+        f"{bank} charges on the statement of {statement_date}",
+    )
+
+
+def reconciliation_difference(*, bank: str, source_id: str, difference: Money, reason: str) -> JournalEntry:
+    """A statement line moved the reserve by ``difference`` more than the platform booked (signed).
+
+    Positive (money the platform did not expect is in the reserve): Dr ``bank:B:reserve`` / Cr
+    ``platform:suspense``. Negative (the bank took more, or paid less in): Dr ``platform:suspense`` /
+    Cr ``bank:B:reserve``. Either way the ledger follows the bank, and suspense holds the question.
+    """
+    if difference.is_zero:
+        raise ValueError("a difference of zero books nothing")
+    legs = (debit(bank_reserve(bank), difference), credit(PLATFORM_SUSPENSE, difference))
+    return JournalEntry(
+        RECONCILIATION_DIFFERENCE, source_id, legs, f"{bank} statement line {source_id}: {reason}"
+    )
+
+
+def reconciliation_platform_only(*, bank: str, record_id: str, amount: Money) -> JournalEntry:
+    """短款: a record the platform booked at bank B never reached B's statements.
+
+    Its movement (signed as the reserve moved: a collection positive, a refund or payout negative) is
+    taken back out of ``bank:B:reserve`` into ``platform:suspense`` until an operator resolves it.
+    """
+    if amount.is_zero:
+        raise ValueError("a record of zero books nothing")
+    legs = (debit(PLATFORM_SUSPENSE, amount), credit(bank_reserve(bank), amount))
+    return JournalEntry(
+        RECONCILIATION_PLATFORM_ONLY, record_id, legs, f"{record_id} is missing from {bank}'s statements"
+    )
+
+
+def suspense_resolved(*, event: str, exception_id: str, bank: str, suspense: Money, to_cost: bool) -> JournalEntry:
+    """Clears what an exception left in ``platform:suspense`` (signed as the asset).
+
+    ``to_cost``: written off against ``platform:bank_cost``; otherwise the money was found and moved
+    through ``bank:B:reserve``. Each is a new entry whose source is the exception.
+    """
+    if suspense.is_zero:
+        raise ValueError("nothing in suspense to resolve")
+    other = PLATFORM_BANK_COST if to_cost else bank_reserve(bank)
+    legs = (debit(other, suspense), credit(PLATFORM_SUSPENSE, suspense))
+    return JournalEntry(event, exception_id, legs, f"exception {exception_id} resolved ({event})")

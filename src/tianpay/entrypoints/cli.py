@@ -251,6 +251,42 @@ def merchant_rotate_key(
         console.print_json(data=payload)
 
 
+merchant_user_app = typer.Typer(no_args_is_help=True, help="Merchant portal logins (/merchant)")
+merchant_app.add_typer(merchant_user_app, name="user")
+
+
+@merchant_user_app.command("create")
+def merchant_user_create(
+    merchant_id: Annotated[str, typer.Option("--merchant", help="The merchant id (mch_…) the user belongs to.")],
+    username: Annotated[str, typer.Option("--username", help="3–60 of a–z 0–9 . _ -")],
+    password: Annotated[
+        str | None, typer.Option("--password", help="At least 12 characters; generated (and shown once) if omitted.")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonOutput = False,
+) -> None:
+    """Create a merchant portal login; the password is stored only as an argon2id hash."""
+    import secrets
+
+    from tianpay.domain.errors import DomainError
+    from tianpay.entrypoints.merchant_portal.routes import portal_tools
+    from tianpay.services.merchant_users import create_user
+
+    chosen = password if password is not None else secrets.token_urlsafe(12)
+    container = open_container(data_dir)
+    try:
+        user = create_user(container.uow, portal_tools(container), merchant_id, username, chosen)
+    except DomainError as exc:
+        console.print(f"[red]refused[/red]: {exc.message}")
+        raise typer.Exit(2) from None
+    finally:
+        container.close()
+    if as_json:
+        emit_json({"merchant_id": merchant_id, "user_id": user.id, "username": username, "password": chosen})
+    else:
+        console.print(f"portal user [bold]{username}[/bold] of {merchant_id} created; password (shown once): {chosen}")
+
+
 @app.command("serve")
 def serve(
     data_dir: DataDir = DEFAULT_DATA_DIR,
@@ -575,6 +611,423 @@ def pos_settle(
     _finish(answer, text, as_json, {"batch": batch, "balanced": balanced})
     if not balanced:
         raise typer.Exit(1)
+
+
+# ---- settlement (docs/settlement.md) ------------------------------------------------------------------
+
+
+@app.command("settle")
+def settle_command(
+    business_date: Annotated[str, typer.Option("--date", help="The business date to settle (YYYY-MM-DD, Shanghai).")],
+    merchant_id: Annotated[str | None, typer.Option("--merchant", help="Only this merchant (default: all).")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonOutput = False,
+) -> None:
+    """Settle a business date now: every bank's reconciliation of it must have finished (T+N aside)."""
+    from datetime import date
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from tianpay.domain.errors import DomainError
+    from tianpay.services.settlement import ReconciliationUnfinished, SettleReport, settle_date
+
+    try:
+        day = date.fromisoformat(business_date)
+    except ValueError:
+        raise typer.BadParameter("a date as YYYY-MM-DD", param_hint="--date") from None
+    container = open_container(data_dir)
+    try:
+        required = container.channels.statement_banks()
+        with Progress(TextColumn("settling {task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=console, disable=as_json, transient=True) as bar:  # fmt: skip
+            task = bar.add_task(day.isoformat(), total=None)
+
+            def advance(done: int, total: int, merchant: str) -> None:
+                bar.update(task, completed=done, total=total, description=f"{day.isoformat()} {merchant}")
+
+            report: SettleReport = settle_date(
+                container.uow, container.clock, business_date=day, required_banks=required,
+                merchant_id=merchant_id, progress=advance,
+            )  # fmt: skip
+    except ReconciliationUnfinished as exc:
+        if as_json:
+            emit_json({"ok": False, "error": exc.code, "message": exc.message, "banks": list(exc.banks)})
+        else:
+            console.print(f"[red]refused[/red]: {exc.message}; run `tianpay reconcile` for "
+                          f"{', '.join(exc.banks)} first")  # fmt: skip
+        raise typer.Exit(2) from None
+    except DomainError as exc:
+        if as_json:
+            emit_json({"ok": False, "error": exc.code, "message": exc.message})
+        else:
+            console.print(f"[red]refused[/red]: {exc.message}")
+        raise typer.Exit(2) from None
+    finally:
+        container.close()
+    _print_settlements(report, as_json)
+
+
+def _print_settlements(report: object, as_json: bool) -> None:
+    from rich.table import Table
+
+    from tianpay.services.settlement import SettleReport, settlement_view
+
+    assert isinstance(report, SettleReport)
+    if as_json:
+        emit_json(
+            {
+                "ok": True,
+                "business_date": report.business_date.isoformat(),
+                "settlements": [
+                    {**settlement_view(outcome.settlement), "created": outcome.created}
+                    for outcome in report.outcomes
+                    if outcome.settlement is not None
+                ],
+            }
+        )
+        return
+    table = Table(title=f"settlements of {report.business_date.isoformat()}")
+    for column in ("merchant", "settlement", "status", "lines", "gross", "refunds", "fees", "net", ""):
+        table.add_column(column, justify="right" if column in ("lines", "gross", "refunds", "fees", "net") else "left")
+    for outcome in report.outcomes:
+        found = outcome.settlement
+        if found is None:
+            table.add_row(outcome.merchant_id, "—", "nothing to settle", "0", "", "", "", "", "")
+            continue
+        t = found.totals
+        table.add_row(found.merchant_id, found.id, found.status.value, str(t.count), _yuan(t.gross_minor),
+                      _yuan(t.refunds_minor), _yuan(t.fees_minor), _yuan(t.net_minor),
+                      "new" if outcome.created else "already settled")  # fmt: skip
+    console.print(table)
+
+
+def _yuan(minor: int) -> str:
+    sign = "-" if minor < 0 else ""
+    return f"{sign}¥{abs(minor) // 100:,}.{abs(minor) % 100:02d}"
+
+
+@merchant_app.command("settlement")
+def merchant_settlement(
+    merchant_id: Annotated[str, typer.Option("--merchant", help="The merchant id (mch_…).")],
+    cycle_days: Annotated[int | None, typer.Option("--cycle-days", help="T+N: settle a date N days later.")] = None,
+    minimum_payout_minor: Annotated[
+        int | None, typer.Option("--minimum-payout-minor", help="Pay out automatically from this many fen.")
+    ] = None,
+    auto_payout: Annotated[
+        bool | None, typer.Option("--auto-payout/--no-auto-payout", help="Pay each settlement out by itself.")
+    ] = None,
+    account_bank: Annotated[str | None, typer.Option("--account-bank", help="HBB, JHB or BCB.")] = None,
+    account_no: Annotated[str | None, typer.Option("--account-no", help="The settlement account number.")] = None,
+    account_name: Annotated[str | None, typer.Option("--account-name", help="The account holder's name.")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonOutput = False,
+) -> None:
+    """Show or change how a merchant is settled: T+N, minimum payout, automatic payout, account."""
+    from tianpay.domain.errors import DomainError
+    from tianpay.services.settlement import (
+        AccountInput,
+        SettingsChange,
+        change_settlement_settings,
+        settings_view,
+        settlement_settings,
+    )
+
+    account_parts = (account_bank, account_no, account_name)
+    if any(part is not None for part in account_parts) and not all(part is not None for part in account_parts):
+        raise typer.BadParameter("give --account-bank, --account-no and --account-name together")
+    account = None
+    if account_bank is not None and account_no is not None and account_name is not None:
+        account = AccountInput(account_bank, account_no, account_name)
+    change = SettingsChange(cycle_days, minimum_payout_minor, auto_payout, account)
+    container = open_container(data_dir)
+    try:
+        if change == SettingsChange():
+            settings = settlement_settings(container.uow, container.clock, merchant_id)
+        else:
+            settings = change_settlement_settings(
+                container.uow, container.clock, container.member_tools.cipher, merchant_id, change
+            )
+    except DomainError as exc:
+        if as_json:
+            emit_json({"ok": False, "error": exc.code, "message": exc.message, "param": exc.param})
+        else:
+            console.print(f"[red]refused[/red]: {exc.message}")
+        raise typer.Exit(2) from None
+    finally:
+        container.close()
+    view = settings_view(settings)
+    if as_json:
+        emit_json(view)
+        return
+    account_view = view["account"]
+    shown = "none" if not isinstance(account_view, dict) else (
+        f"{account_view['bank']} {account_view['account_no']} {account_view['name']}")  # fmt: skip
+    console.print(
+        f"merchant [bold]{merchant_id}[/bold]: T+{settings.cycle_days}, minimum payout "
+        f"{_yuan(settings.minimum_payout_minor)}, auto payout {'on' if settings.auto_payout else 'off'}, "
+        f"account {shown}"
+    )
+
+
+# ---- statistics (docs/statistics.md) ------------------------------------------------------------------
+
+stats_app = typer.Typer(no_args_is_help=True, help="Daily payment statistics (the aggregates)")
+app.add_typer(stats_app, name="stats")
+DateFrom = Annotated[str | None, typer.Option("--from", help="First business date, YYYY-MM-DD (Shanghai).")]
+DateTo = Annotated[str | None, typer.Option("--to", help="Last business date, included (default: today).")]
+
+
+@stats_app.command("rebuild")
+def stats_rebuild(
+    first: DateFrom = None, last: DateTo = None, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonOutput = False
+) -> None:
+    """Recompute the stored daily figures of a date range (default: everything) from the payments."""
+    from datetime import date
+
+    from tianpay.domain.errors import DomainError
+    from tianpay.domain.statistics import business_date_of
+    from tianpay.services.statistics import rebuild_statistics
+
+    try:
+        first_day = None if first is None else date.fromisoformat(first)
+        last_day = None if last is None else date.fromisoformat(last)
+    except ValueError:
+        raise typer.BadParameter("dates as YYYY-MM-DD", param_hint="--from/--to") from None
+    container = open_container(data_dir)
+    try:
+        today = business_date_of(container.clock.now())
+        with console.status("rebuilding the daily statistics", spinner="dots"):
+            rows = rebuild_statistics(container.uow, first_day, last_day, today)
+    except DomainError as exc:
+        if as_json:
+            emit_json({"ok": False, "error": exc.code, "message": exc.message})
+        else:
+            console.print(f"[red]refused[/red]: {exc.message}")
+        raise typer.Exit(2) from None
+    finally:
+        container.close()
+    if as_json:
+        emit_json({"ok": True, "rows": rows})
+    else:
+        console.print(f"rebuilt: {rows} rows of daily figures")
+
+
+@stats_app.command("verify")
+def stats_verify(
+    first: DateFrom = None, last: DateTo = None, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonOutput = False
+) -> None:
+    """Compare the stored daily figures with a full scan (default: the last 31 days); exit 1 on a difference."""
+    from datetime import date, timedelta
+
+    from tianpay.domain.statistics import business_date_of
+    from tianpay.services.statistics import verify_statistics
+
+    container = open_container(data_dir)
+    try:
+        try:
+            end = business_date_of(container.clock.now()) if last is None else date.fromisoformat(last)
+            start = end - timedelta(days=30) if first is None else date.fromisoformat(first)
+        except ValueError:
+            raise typer.BadParameter("dates as YYYY-MM-DD", param_hint="--from/--to") from None
+        differences = verify_statistics(container.uow, start, end)
+    finally:
+        container.close()
+    if as_json:
+        emit_json({"ok": not differences, "differences": [str(d.key) for d in differences]})
+    else:
+        for difference in differences:
+            console.print(f"[red]differs[/red]: {difference.key}: stored {difference.stored}, "
+                          f"scanned {difference.scanned}")
+        console.print("statistics match a full scan" if not differences else f"{len(differences)} rows differ")
+    raise typer.Exit(0 if not differences else 1)
+
+# ---- reconciliation (docs/reconciliation.md) ---------------------------------------------------------
+
+
+@app.command("reconcile")
+def reconcile_command(
+    bank: Annotated[str, typer.Option("--bank", help="The bank whose statement to reconcile (HBB, JHB, BCB, TCS).")],
+    business_date: Annotated[str, typer.Option("--date", help="The business date (YYYY-MM-DD, Shanghai).")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonOutput = False,
+) -> None:
+    """Download, import and reconcile one bank's statement of one date; rerunning it changes nothing."""
+    from datetime import date
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from tianpay.domain.errors import DomainError
+    from tianpay.entrypoints.reconciliation_wiring import reconciliation_policy
+    from tianpay.entrypoints.worker import default_worker_id
+    from tianpay.services.reconciliation import RunReport, reconcile
+
+    try:
+        day = date.fromisoformat(business_date)
+    except ValueError:
+        raise typer.BadParameter("a date as YYYY-MM-DD", param_hint="--date") from None
+    container = open_container(data_dir)
+    try:
+        with Progress(TextColumn("reconciling {task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=console, disable=as_json or not console.is_terminal, transient=True) as bar:  # fmt: skip
+            task = bar.add_task(f"{bank} {day.isoformat()}", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            report: RunReport = reconcile(
+                container.uow, container.clock, container.ids, container.channels, bank.upper(), day,
+                policy=reconciliation_policy(container), worker_id=f"cli:{default_worker_id()}", progress=advance,
+            )  # fmt: skip
+    except DomainError as exc:
+        if as_json:
+            emit_json({"ok": False, "error": exc.code, "message": exc.message})
+        else:
+            console.print(f"[red]refused[/red]: {exc.message}")
+        raise typer.Exit(2) from None
+    finally:
+        container.close()
+    _print_reconciliation(report, as_json)
+    raise typer.Exit(0 if report.is_finished else 1)
+
+
+def _print_reconciliation(report: object, as_json: bool) -> None:
+    from tianpay.services.reconciliation import RunReport
+
+    assert isinstance(report, RunReport)
+    summary = dict(report.summary)
+    if as_json:
+        emit_json({"ok": report.is_finished, "bank": report.bank, "business_date": report.business_date.isoformat(),
+                   "status": report.status, "run_id": report.run_id, "detail": report.detail, **summary})  # fmt: skip
+        return
+    head = f"{report.bank} {report.business_date.isoformat()}: {report.status.replace('_', ' ')}"
+    if not report.is_finished:
+        console.print(f"[yellow]{head}[/yellow]" + (f" ({report.detail})" if report.detail else ""))
+        return
+    console.print(f"[green]{head}[/green]")
+    console.print(
+        f"  {summary.get('lines', 0)} lines: {summary.get('matched', 0)} matched, "
+        f"{summary.get('matched_cross_day', 0)} matched across days, {summary.get('made_good', 0)} made good, "
+        f"{summary.get('parked', 0)} parked, {summary.get('exceptions', 0)} exceptions; "
+        f"charges booked {_yuan(summary.get('charges_minor', 0))}, "
+        f"suspense {_yuan(summary.get('suspense_minor', 0))}"
+    )
+
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (DESIGN.md §13)")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("recon")
+def bench_recon_command(
+    lines: Annotated[
+        int, typer.Option("--lines", min=1, help="Statement lines (and platform records) to seed.")
+    ] = 1_000_000,
+    as_json: JsonOutput = False,
+) -> None:
+    """Reconcile an N-line HBB statement in a fresh database: seconds and peak memory of import + reconcile."""
+    from tianpay.entrypoints.bench_recon import run_bench
+
+    result = run_bench(lines, log=None if as_json else console.print)
+    if as_json:
+        emit_json(result)
+    else:
+        console.print(
+            f"reconciled {result['lines']} lines ({result['matched']} matched) on {result['database']} in "
+            f"{result['seconds']:.2f} s (import {result['import_seconds']:.2f} s), "
+            f"peak RSS {result['peak_rss_mb']:.0f} MB, {result['cpu_seconds']:.2f} s of CPU; "
+            f"seeding took {result['seed_seconds']:.2f} s"
+        )
+    raise typer.Exit(0 if result["matched"] == result["lines"] else 1)
+
+
+
+@bench_app.command("payments")
+def bench_payments_command(
+    seconds: Annotated[float, typer.Option("--seconds", min=1, help="Measured time of each half.")] = 20,
+    clients: Annotated[int, typer.Option("--clients", min=1, help="Concurrent signed clients.")] = 64,
+    serve_workers: Annotated[
+        int | None, typer.Option("--serve-workers", min=1, help="`serve` processes (default: one per core).")
+    ] = None,
+    cheap_passwords: Annotated[
+        bool, typer.Option("--cheap-passwords", help="Seed payment passwords with the tests' cheap argon2id.")
+    ] = False,
+    pgbench_scale: Annotated[
+        int | None, typer.Option("--pgbench-scale", min=1, help="pgbench -s (default: the client count).")
+    ] = None,
+    merchants: Annotated[int, typer.Option("--merchants", min=1, help="Merchants the clients pay in turn.")] = 1,
+    as_json: JsonOutput = False,
+) -> None:
+    """Wallet payments per second and POST /v1/payments p50/p99 through `serve`, and pgbench TPC-B."""
+    from tianpay.entrypoints.bench import common, payments
+
+    try:
+        result = payments.run_bench(
+            seconds=seconds, clients=clients, serve_workers=serve_workers or payments.default_serve_workers(),
+            cheap_passwords=cheap_passwords, merchants=merchants, pgbench_scale=pgbench_scale,
+            log=None if as_json else console.print,
+        )
+    except common.BenchUnavailable as exc:
+        console.print(f"[red]cannot run[/red]: {exc}")
+        raise typer.Exit(2) from None
+    common.present(console, result, "bench payments", as_json=as_json,
+                   notes=["targets (reported, not asserted): ratio ≥ 0.5, create p99 ≤ 25 ms"])
+
+
+@bench_app.command("ledger")
+def bench_ledger_command(
+    entries: Annotated[int, typer.Option("--entries", min=1, help="Journal entries to post (2 postings each).")]
+    = 20_000,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="Posting threads.")] = 4,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Entries per unit of work.")] = 50,
+    merchants: Annotated[int, typer.Option("--merchants", min=1, help="Merchants the credits spread over.")] = 1,
+    as_json: JsonOutput = False,
+) -> None:
+    """Ledger postings per second, Tianpay's repository beside django-hordak on the same PostgreSQL."""
+    from tianpay.entrypoints.bench import common, ledger
+
+    try:
+        result = ledger.run_bench(entries=entries, threads=threads, batch=batch, merchants=merchants,
+                                  log=None if as_json else console.print)
+    except common.BenchUnavailable as exc:
+        console.print(f"[red]cannot run[/red]: {exc}")
+        raise typer.Exit(2) from None
+    common.present(console, result, "bench ledger", as_json=as_json)
+
+
+@bench_app.command("verify")
+def bench_verify_command(
+    postings: Annotated[int, typer.Option("--postings", min=2, help="Postings to seed (two per entry).")]
+    = 10_000_000,
+    as_json: JsonOutput = False,
+) -> None:
+    """Seconds `ledger verify` takes over N bulk-seeded postings."""
+    from tianpay.entrypoints.bench import common, verify
+
+    try:
+        result = verify.run_bench(postings=postings, log=None if as_json else console.print)
+    except common.BenchUnavailable as exc:
+        console.print(f"[red]cannot run[/red]: {exc}")
+        raise typer.Exit(2) from None
+    common.present(console, result, "bench verify", as_json=as_json)
+    raise typer.Exit(0 if result["ok"] else 1)
+
+
+@bench_app.command("portal")
+def bench_portal_command(
+    payments_count: Annotated[int, typer.Option("--payments", min=1, help="Payments of the measured merchant.")]
+    = 1_000_000,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Times each query is timed.")] = 50,
+    as_json: JsonOutput = False,
+) -> None:
+    """Merchant dashboard and filtered search p50/p99 (ms) over N payments."""
+    from tianpay.entrypoints.bench import common, portal
+
+    try:
+        result = portal.run_bench(payments=payments_count, repeats=repeats, log=None if as_json else console.print)
+    except common.BenchUnavailable as exc:
+        console.print(f"[red]cannot run[/red]: {exc}")
+        raise typer.Exit(2) from None
+    common.present(console, result, "bench portal", as_json=as_json, notes=["target (reported): < 200 ms each"])
 
 
 def main() -> None:

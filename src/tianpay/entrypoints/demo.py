@@ -3,8 +3,8 @@
 It starts the real processes (banks, API server, worker) with compressed schedules, plays a merchant
 (the SDK and a webhook receiver) and a payer (the cashier, wallet and bank pages over HTTP), then
 holds what the platform recorded against what each bank did and against the ledger. Account mode
-(a member, bound cards, the wallet, quick pay, a failover) is in ``demo_account.py``. Exit 0 only if
-all agree.
+(a member, bound cards, the wallet, quick pay, a failover) is in ``demo_account.py``; the next day
+(reconciliation, settlement, payout) in ``demo_clearing.py``. Exit 0 only if all agree.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from tianpay.config import Settings
 from tianpay.domain.errors import NotFound
 from tianpay.entrypoints.demo_account import account_table, member_of_binding, play_account_mode, settle_account
 from tianpay.entrypoints.demo_acquiring import acquiring_tables, play_direct_debit, play_pos, settle_acquiring
+from tianpay.entrypoints.demo_clearing import ClearingDayError, clearing_tables, play_clearing_day
 from tianpay.entrypoints.demo_payer import Leaves, Payer, PayerStuck
 from tianpay.entrypoints.demo_receiver import MerchantSite
 from tianpay.entrypoints.launcher import Supervisor, bring_up, free_port_block
@@ -47,7 +48,11 @@ HANG_S = 3.0
 SHORT_EXPIRY_S = 63
 DEFAULT_TIMEOUT_S = 150.0
 POLL_INTERVAL_S = 0.5
-BANKS = ("HBB", "JHB")
+# The banks whose reserve the demo holds against the ledger (BCB pays the settlement out).
+BANKS = ("HBB", "JHB", "BCB")
+# Inside the data directory: the offset every platform process adds to its clock (TIANPAY_CLOCK_FILE),
+# so the next day's act can move the whole platform past midnight with the banks.
+PLATFORM_CLOCK_FILE = "platform-clock.json"
 
 # Every schedule the demo waits on, compressed so the tour takes about a minute. The database and
 # public URL are blanked so a TIANPAY_DATABASE_URL in the caller's shell cannot make it reuse data.
@@ -147,7 +152,9 @@ class Observation:
 
 
 def yuan(amount_minor: int) -> str:
-    return f"¥{amount_minor // 100:,}.{amount_minor % 100:02d}"
+    # The sign goes in front: floor division would print -133378 fen as "¥-1,334.22".
+    sign = "-" if amount_minor < 0 else ""
+    return f"{sign}¥{abs(amount_minor) // 100:,}.{abs(amount_minor) % 100:02d}"
 
 
 def is_as_expected(tracked: Tracked, seen: Observation) -> bool:
@@ -182,6 +189,10 @@ class Instance:
     site: MerchantSite
     client: TianpayClient
     reserves: dict[str, str] = field(default_factory=dict)
+    # What the next day's act needs to stop and restart the worker and to move the platform's clock.
+    supervisor: Supervisor | None = None
+    child_env: dict[str, str] = field(default_factory=dict)
+    clock_file: Path | None = None
 
     @property
     def bank_urls(self) -> dict[str, str]:
@@ -238,19 +249,27 @@ def sdk_client(summary: dict[str, Any]) -> TianpayClient:
 def running_instance(data_dir: Path, port: int, console: Console) -> Iterator[Instance]:
     """Everything up (processes, merchant site, SDK client); all of it stopped on the way out."""
     # The demo's own reads of the database must see the same settings as its children.
-    os.environ.update(DEMO_ENV)
+    clock_file = data_dir.resolve() / PLATFORM_CLOCK_FILE
+    if clock_file.exists():
+        # The next day's act left this world a day or two ahead of the merchant's real clock, and its
+        # closed dates cannot take new traffic; a tour must start from today.
+        raise DemoError(f"{data_dir} was moved to a later day by an earlier tour; use a new data directory")
+    child_env = {**DEMO_ENV, "TIANPAY_CLOCK_FILE": str(clock_file)}
+    os.environ.update(child_env)
     import_sdk()
     with ExitStack() as stack:
         log = stack.enter_context((data_dir / "demo-processes.log").open("a", encoding="utf-8"))
         with console.status("starting the banks, the API server and the worker…"):
-            supervisor, summary = bring_up(data_dir=data_dir, host="127.0.0.1", port=port, env=DEMO_ENV, output=log)
+            supervisor, summary = bring_up(data_dir=data_dir, host="127.0.0.1", port=port, env=child_env, output=log)
         stack.callback(_stop, supervisor, console)
         container = build_container(Settings(data_dir=data_dir.resolve(), database_url=None, port=port))
         stack.callback(container.close)
         site = stack.enter_context(MerchantSite(summary["merchant"]["webhook_secret"]))
         set_webhook_url(container.uow, summary["merchant"]["merchant_id"], site.webhook_url)
         client = stack.enter_context(sdk_client(summary))
-        instance = Instance(data_dir, summary, container, site, client)
+        worker_env = {"TIANPAY_DEV_SMS_OUTBOX": "true", **child_env}
+        instance = Instance(data_dir, summary, container, site, client, supervisor=supervisor, child_env=worker_env,
+                            clock_file=clock_file)  # fmt: skip
         instance.reserves = {bank: reserve_account(instance.bank_state(bank)) for bank in instance.bank_urls}
         console.print(
             f"[green]✓[/green] platform {summary['api']}, banks "
@@ -460,7 +479,7 @@ def run_demo(*, data_dir: Path | None, keep: bool, port: int, timeout_s: float =
     try:
         with running_instance(directory, port or free_port_block(), console) as instance:
             passed = tour(instance, console, timeout_s)
-    except (DemoError, PayerStuck, TerminalError, RuntimeError, httpx.HTTPError, OSError) as error:
+    except (DemoError, ClearingDayError, PayerStuck, TerminalError, RuntimeError, httpx.HTTPError, OSError) as error:
         # Could not run (a process did not start, a page was not what a payer expects): say what,
         # and keep the data directory with the processes' logs for a look.
         console.print(f"[red]demo stopped[/red]: {type(error).__name__}: {error}")
@@ -497,6 +516,14 @@ def tour(instance: Instance, console: Console, timeout_s: float) -> bool:
     for table in acquiring_tables(acquiring, acquiring_seen):
         console.print(table)
     outcomes_ok = outcomes_ok and all(seen.ok for seen in acquiring_seen)
+    # The next day: statements reconciled, the day settled and paid out (demo_clearing.py).
+    with console.status("the next day: reconciliation, settlement and payout…"):
+        day = play_clearing_day(instance, lambda line: console.print(f"  {line}"))
+    for table in clearing_tables(day):
+        console.print(table)
+    for trouble in day.problems:
+        console.print(f"[red]✗[/red] {trouble}")
+    outcomes_ok = outcomes_ok and day.ok
     report = verify_ledger(instance.container.uow)
     if report.is_sound:
         console.print(f"[green]✓[/green] tianpay ledger verify: sound — {report.accounts} accounts, "

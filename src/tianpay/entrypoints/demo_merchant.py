@@ -13,9 +13,18 @@ from pathlib import Path
 
 from tianpay.bootstrap import Container
 from tianpay.services.merchants import KeyRequest, KeyTools, NewMerchant, create_merchant
+from tianpay.services.settlement import (
+    AccountInput,
+    SettingsChange,
+    change_settlement_settings,
+    settlement_settings,
+)
 
 DEMO_MERCHANT_NAME = "津门好物商城"
 DEMO_FILE = "demo-merchant.json"
+DEMO_SETTLEMENT_BANK = "BCB"
+DEMO_SETTLEMENT_ACCOUNT_NO = "6230990000000000033"
+DEMO_SETTLEMENT_ACCOUNT_NAME = "天津津门好物商贸有限公司"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +39,7 @@ def ensure_demo_merchant(container: Container) -> DemoMerchant:
     path = container.settings.data_dir / DEMO_FILE
     existing = _load(path)
     if existing is not None and _exists(container, existing.merchant_id):
+        ensure_demo_settlement(container, existing.merchant_id)
         return existing
     tools = KeyTools(container.ids, container.clock, container.key_issuer, container.vault)
     created = create_merchant(container.uow, tools, NewMerchant(DEMO_MERCHANT_NAME, KeyRequest(), None, 60))
@@ -41,7 +51,22 @@ def ensure_demo_merchant(container: Container) -> DemoMerchant:
         webhook_secret=created.webhook_secret,
     )
     _save(path, demo)
+    ensure_demo_settlement(container, demo.merchant_id)
     return demo
+
+
+def ensure_demo_settlement(container: Container, merchant_id: str) -> None:
+    """Settles the demo merchant T+1 to its corporate account at BCB with automatic payout (BANKS.md
+    "Test customers"); a merchant that already has a settlement account keeps the one it has."""
+    current = settlement_settings(container.uow, container.clock, merchant_id)
+    if current.has_account:
+        return
+    change = SettingsChange(
+        cycle_days=1,
+        auto_payout=True,
+        account=AccountInput(DEMO_SETTLEMENT_BANK, DEMO_SETTLEMENT_ACCOUNT_NO, DEMO_SETTLEMENT_ACCOUNT_NAME),
+    )
+    change_settlement_settings(container.uow, container.clock, container.member_tools.cipher, merchant_id, change)
 
 
 def _exists(container: Container, merchant_id: str) -> bool:

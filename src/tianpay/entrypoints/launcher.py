@@ -211,6 +211,7 @@ def bring_up(
     from tianpay.channels.registry import onboard_banks
     from tianpay.config import Settings
     from tianpay.entrypoints.demo_merchant import ensure_demo_merchant
+    from tianpay.entrypoints.demo_merchant_portal import ensure_demo_portal_login
     from tianpay.entrypoints.demo_operator import ensure_demo_operator
 
     data_dir = data_dir.resolve()
@@ -228,6 +229,7 @@ def bring_up(
         onboard_banks(data_dir, {**bank_urls, "TCS": str(tcs["admin_url"])})
         demo = ensure_demo_merchant(container)
         operator = ensure_demo_operator(container)
+        portal_login = ensure_demo_portal_login(container, demo.merchant_id)
         database_url = container.engine.url.render_as_string(hide_password=True)
         api_url = f"http://{host}:{port}"
         serve = supervisor.start(
@@ -258,6 +260,7 @@ def bring_up(
             "webhook_secret": demo.webhook_secret,
         },
         "operator": {"username": operator.username, "password": operator.password},
+        "merchant_portal": {"username": portal_login.username, "password": portal_login.password},
     }
     return supervisor, summary
 
@@ -278,7 +281,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     table.add_row("wallet (payers)", f"{summary['api']}/wallet")
     for key, value in summary["merchant"].items():
         table.add_row(f"demo merchant {key}", str(value))
-    table.add_row("operator login", f"{summary['operator']['username']} / {summary['operator']['password']}")
+    table.add_row("operator console", f"{summary['api']}/console   "
+                  f"({summary['operator']['username']} / {summary['operator']['password']})")
+    portal = summary["merchant_portal"]
+    table.add_row("merchant portal", f"{summary['api']}/merchant   ({portal['username']} / {portal['password']})")
     table.add_row("stop", "Ctrl-C stops every process")
     Console().print(table)
 

@@ -12,9 +12,10 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from types import FrameType
 from typing import Protocol
 
@@ -30,7 +31,10 @@ from tianpay.services.gateway import requery_attempts
 from tianpay.services.mandates import expire_mandates
 from tianpay.services.notifications import DispatchPolicy, dispatch_due_events
 from tianpay.services.payments import expire_payments
+from tianpay.services.payouts import dispatch_payouts, requery_payouts, settlement_payouts
 from tianpay.services.refunds import RequeryPolicy, process_late_success_refunds, requery_refunds
+from tianpay.services.settlement import run_daily_settlement
+from tianpay.services.statistics import record_job_runs, refresh_statistics
 from tianpay.services.wallet import pay_after_top_ups
 
 log = get_logger(__name__)
@@ -62,17 +66,37 @@ class Worker:
     clock: Clock
     poll_interval_s: float = 1.0
     on_close: list[Callable[[], None]] = field(default_factory=list)
+    # Tells the database when each job last ran (/metrics reports the lag), at most every
+    # ``record_runs_every_s`` so an idle worker does not write once a second.
+    record_runs: Callable[[Mapping[str, datetime]], None] | None = None
+    record_runs_every_s: float = 10.0
+    _runs_recorded_at: float | None = field(default=None, init=False, repr=False)
 
     def run_once(self) -> dict[str, int]:
         """One tick: every job once, in order. A failing job is logged and the others still run."""
         done: dict[str, int] = {}
+        ran_at: dict[str, datetime] = {}
         for job in self.jobs:
             try:
                 done[job.name] = job.run_once(self.clock.now())
+                ran_at[job.name] = self.clock.now()
             except Exception:
                 log.exception("worker_job_failed", job=job.name)
                 done[job.name] = 0
+        self._remember_runs(ran_at)
         return done
+
+    def _remember_runs(self, ran_at: Mapping[str, datetime]) -> None:
+        if self.record_runs is None or not ran_at:
+            return
+        now = time.monotonic()
+        if self._runs_recorded_at is not None and now - self._runs_recorded_at < self.record_runs_every_s:
+            return
+        self._runs_recorded_at = now
+        try:
+            self.record_runs(ran_at)
+        except Exception:
+            log.exception("worker_job_runs_not_recorded")
 
     def run_forever(self, stop: threading.Event) -> None:
         """Ticks until ``stop`` is set, sleeping ``poll_interval_s`` after a tick that found no work."""
@@ -152,6 +176,18 @@ def direct_debit_jobs(container: Container, *, worker_id: str) -> list[Job]:
     ]
 
 
+def settlement_job(container: Container) -> Job:
+    """Settles each merchant's business date on the day its T+N makes it due, once every statement
+    bank's reconciliation of that date has finished (docs/settlement.md)."""
+    done: set[tuple[str, date]] = set()
+
+    def run(now: datetime) -> int:
+        required = container.channels.statement_banks()
+        return run_daily_settlement(container.uow, container.clock, now, required_banks=required, done=done)
+
+    return FunctionJob("daily_settlement", run)
+
+
 def pos_reversal_job(container: Container) -> Job | None:
     """Continues the reversals owed to TCS (BANKS.md TCS: "the platform sends a reversal (0400)
     until it gets a 0410"), e.g. after pos-front restarted mid-reversal. None when TCS was never
@@ -173,6 +209,60 @@ def pos_reversal_job(container: Container) -> Job | None:
     return FunctionJob("pos_reversals", run)
 
 
+def payout_jobs(container: Container) -> list[Job]:
+    """Payouts (docs/payouts.md): batch and send created payouts, query unclear batches, and pay out
+    settlements of merchants with automatic payout on."""
+    settings = container.settings
+    policy = RequeryPolicy(settings.requery_first_after_s, settings.requery_max_interval_s)
+    cipher = container.member_tools.cipher
+
+    def dispatch(now: datetime) -> int:
+        return dispatch_payouts(
+            container.uow, container.clock, container.ids, container.channels, cipher, now,
+            notify_base_url=settings.base_url, policy=policy,
+        )
+
+    def requery(now: datetime) -> int:
+        return requery_payouts(container.uow, container.clock, container.channels, cipher, now, policy=policy)
+
+    def settlements(now: datetime) -> int:
+        return settlement_payouts(container.uow, container.clock, container.ids, container.channels, cipher, now)
+
+    return [
+        FunctionJob("settlement_payouts", settlements),
+        FunctionJob("payout_dispatch", dispatch),
+        FunctionJob("payout_requery", requery),
+    ]
+
+
+def statistics_job(container: Container) -> Job:
+    """Keeps the daily payment aggregates current from the transition logs (docs/statistics.md)."""
+    margin = timedelta(seconds=container.settings.statistics_settle_margin_s)
+
+    def run(now: datetime) -> int:
+        return refresh_statistics(container.uow, now, settle_margin=margin)
+
+    return FunctionJob("statistics", run)
+
+
+def reconciliation_job(container: Container, *, worker_id: str) -> Job:
+    """Downloads each statement bank's file for the dates due (after the cutoff and the configured
+    delay), imports and reconciles it (docs/reconciliation.md); runs are leased, so several workers
+    never run one twice, and a statement not published yet is tried again later."""
+    from tianpay.entrypoints.reconciliation_wiring import daily_schedule, reconciliation_policy
+    from tianpay.services.reconciliation import reconcile_due
+
+    policy, schedule = reconciliation_policy(container), daily_schedule(container)
+
+    def run(now: datetime) -> int:
+        return reconcile_due(
+            container.uow, container.clock, container.ids, container.channels, now,
+            policy=policy, schedule=schedule, worker_id=worker_id,
+        )
+
+    return FunctionJob("daily_reconciliation", run)
+
+
 def build_worker(container: Container, *, worker_id: str | None = None, sender: WebhookSender | None = None) -> Worker:
     """The worker with every job this process runs; later jobs (re-query, expiry…) join the list."""
     worker_id = worker_id or default_worker_id()
@@ -188,6 +278,10 @@ def build_worker(container: Container, *, worker_id: str | None = None, sender: 
         *refund_jobs(container),
         FunctionJob("wallet_pay_after_top_up", lambda now: pay_after_top_ups(container.uow, container.member_tools)),
         *direct_debit_jobs(container, worker_id=worker_id),
+        reconciliation_job(container, worker_id=worker_id),
+        settlement_job(container),
+        *payout_jobs(container),
+        statistics_job(container),
     ]
     # POS acquiring only where TCS was onboarded (docs/pos.md "Reversals and timeouts").
     reversals = pos_reversal_job(container)
@@ -198,6 +292,7 @@ def build_worker(container: Container, *, worker_id: str | None = None, sender: 
         clock=container.clock,
         poll_interval_s=container.settings.worker_poll_interval_s,
         on_close=on_close,
+        record_runs=lambda runs: record_job_runs(container.uow, runs),
     )
 
 

@@ -36,6 +36,10 @@ class MerchantRepository(Protocol):
         """Changes where the merchant's notifications go; False when there is no such merchant."""
         ...
 
+    def set_webhook_secret(self, merchant_id: str, webhook_secret: str) -> bool:
+        """Replaces the secret webhooks are signed with; False when there is no such merchant."""
+        ...
+
     def set_fee_plan(self, plan: FeePlan) -> None:
         """Replaces the merchant's fee plan."""
         ...

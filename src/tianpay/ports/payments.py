@@ -7,7 +7,7 @@ payment consistently (to decide whether any is still in flight) locks the paymen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -25,6 +25,11 @@ class PaymentFilter:
     created_from: datetime | None = None
     created_before: datetime | None = None
     out_trade_no: str | None = None
+    # The bank that took the money (the succeeded attempt's), or the one the merchant named.
+    bank: str | None = None
+    # Inclusive bounds on the amount, in minor units.
+    amount_min_minor: int | None = None
+    amount_max_minor: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,13 @@ class PaymentRepository(Protocol):
         self, merchant_id: str, filters: PaymentFilter, *, after: PagePosition | None, limit: int
     ) -> Sequence[Payment]:
         """Up to ``limit`` of the merchant's payments, newest first, after ``after``."""
+        ...
+
+    def iter_for_merchant(
+        self, merchant_id: str, filters: PaymentFilter, *, batch_size: int = 500
+    ) -> Iterator[Payment]:
+        """Every matching payment of the merchant, newest first, read from the database in batches
+        (a server-side cursor on PostgreSQL), so an export of a year never sits in memory at once."""
         ...
 
     def due_for_expiry(self, now: datetime, *, limit: int) -> Sequence[Payment]:

@@ -12,19 +12,25 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from tianpay.ports.card_bindings import CardBindingRepository, ChannelHealthRepository
+from tianpay.ports.console import ChannelSettingsRepository, ConsoleRepository
 from tianpay.ports.debit_schedules import DebitScheduleRepository
 from tianpay.ports.gateway import AttemptQueryRepository, OperatorAlertRepository
 from tianpay.ports.idempotency import IdempotencyRepository
 from tianpay.ports.ledger import LedgerRepository
 from tianpay.ports.mandates import MandateRepository
 from tianpay.ports.members import MemberRepository, SmsCodeRepository
+from tianpay.ports.merchant_portal import MerchantUserRepository, PortalQueries
 from tianpay.ports.merchants import MerchantRepository
 from tianpay.ports.operators import OperatorRepository
 from tianpay.ports.outbox import OutboxRepository
 from tianpay.ports.payments import PaymentRepository
+from tianpay.ports.payout_records import PayoutRepository
 from tianpay.ports.pos import PosTransactionRepository, TerminalRepository
+from tianpay.ports.reconciliation import ReconciliationRepository
 from tianpay.ports.refunds import RefundRepository
 from tianpay.ports.replays import ReplayRepository
+from tianpay.ports.settlements import SettlementRepository
+from tianpay.ports.statistics import StatisticsRepository
 from tianpay.ports.wallet import WalletRepository
 
 
@@ -48,6 +54,14 @@ class UnitOfWork(Protocol):
     debit_schedules: DebitScheduleRepository
     terminals: TerminalRepository
     pos_transactions: PosTransactionRepository
+    reconciliation: ReconciliationRepository
+    statistics: StatisticsRepository
+    settlements: SettlementRepository
+    payouts: PayoutRepository
+    merchant_users: MerchantUserRepository
+    portal_queries: PortalQueries
+    console: ConsoleRepository
+    channel_settings: ChannelSettingsRepository
 
     def __enter__(self) -> Self: ...
 

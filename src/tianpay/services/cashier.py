@@ -16,6 +16,7 @@ from tianpay.domain.errors import NotFound
 from tianpay.domain.payment import Payment, PaymentStatus
 from tianpay.ports.channels import ChannelDirectory
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
+from tianpay.services import routing
 from tianpay.services.quick_pay import CARD_PAYABLE_METHODS
 
 
@@ -65,7 +66,9 @@ def cashier_view(
     banks: tuple[str, ...] = ()
     # A quick-pay payment is paid with a bound card only; the bank choice is online banking's.
     if state in (PageState.PAYABLE, PageState.PROCESSING) and payment.method.uses_cashier_page:
-        offered = channels.online_banking_banks()
+        # A bank an operator switched off in the console is not offered (docs/console.md).
+        switched_off = routing.disabled_banks(uow_factory)
+        offered = [bank for bank in channels.online_banking_banks() if bank not in switched_off]
         banks = tuple(bank for bank in offered if payment.bank is None or bank == payment.bank)
     return CashierView(
         payment=payment,

@@ -20,7 +20,7 @@ import structlog
 from tianpay.domain import ids as id_prefixes
 from tianpay.domain.alerts import AlertKind, AlertSeverity, OperatorAlert
 from tianpay.domain.errors import DomainError, NotFound
-from tianpay.domain.payment import AmountMismatch, AttemptStatus, PaymentAttempt
+from tianpay.domain.payment import AmountMismatch, AttemptStatus, InvalidBank, PaymentAttempt
 from tianpay.ports.channels import (
     KIND_MANDATE_REVOKED,
     ChannelDirectory,
@@ -36,6 +36,7 @@ from tianpay.ports.clock import Clock, IdGenerator
 from tianpay.ports.gateway import QuerySchedule
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
 from tianpay.services import payments as payment_service
+from tianpay.services import routing
 from tianpay.services.mandate_records import apply_bank_revocation
 from tianpay.services.refunds import apply_refund_result
 
@@ -124,6 +125,9 @@ def pay_at_bank(
     the payment returns to ``created`` so the payer can pick another bank; UNKNOWN leaves the attempt
     ``unknown`` for the re-query job. Raises NotFound, PaymentExpired, InvalidBank, IllegalTransition.
     """
+    # A bank an operator switched off in the console takes no new payment (docs/console.md).
+    if bank in routing.disabled_banks(uow_factory):
+        raise InvalidBank(f"bank {bank} is not taking payments now; choose another", param="bank")
     channel = channels.online_banking(bank)
     with uow_factory() as uow:
         payment = uow.payments.get(payment_id)

@@ -170,6 +170,16 @@ def rotate_key(
     return KeyRotation(issued, tuple(retiring))
 
 
+def add_key(uow_factory: UnitOfWorkFactory, tools: KeyTools, merchant_id: str, request: KeyRequest) -> IssuedKey:
+    """Adds a key beside the merchant's current ones (which stay valid): a rotation without an overlap end."""
+    with uow_factory() as uow:
+        if uow.merchants.get(merchant_id) is None:
+            raise NotFound(f"no merchant {merchant_id}", param="merchant_id")
+        issued = _issue_key(uow, tools, merchant_id, request)
+        uow.commit()
+    return issued
+
+
 def merchant_balance(uow_factory: UnitOfWorkFactory, merchant_id: str) -> MerchantBalance:
     """The merchant's pending (collected, not yet settled) and available (settled) balances."""
     pending, available = merchant_pending(merchant_id).code, merchant_available(merchant_id).code

@@ -87,7 +87,9 @@ def confirm_quick_pay(
     verify_payment_password(uow_factory, tools, binding.member_id, payment_password)
     with uow_factory() as uow:
         cards = uow.card_bindings.of_member(binding.member_id, (BindingStatus.BOUND,))
-    candidates = routing.plan(channels.quick_pay_routes(), binding, cards, payment.amount)
+    # Operators may switch a bank off or change its cost in the console (routing.configured_routes).
+    routes = routing.configured_routes(uow_factory, channels.quick_pay_routes())
+    candidates = routing.plan(routes, binding, cards, payment.amount)
     candidate = _next_admitted(uow_factory, clock, settings, candidates)
     if candidate is None:
         raise QuickPayUnavailable("no bank can take this quick-pay payment now; try again later", param="card_id")

@@ -9,7 +9,7 @@ feeds it each result. Failover itself is the caller's: only after FAILED or NOT_
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -134,3 +134,27 @@ def channel_health(uow_factory: UnitOfWorkFactory) -> list[ChannelHealth]:
     """Every channel's breaker, for the console."""
     with uow_factory() as uow:
         return list(uow.channel_health.all())
+
+
+# ---- bank switches and costs set in the operator console (docs/console.md "Channels") -----------------
+
+
+def disabled_banks(uow_factory: UnitOfWorkFactory) -> frozenset[str]:
+    """Banks an operator switched off: no new payment is routed to them, by any method."""
+    with uow_factory() as uow:
+        return frozenset(setting.bank for setting in uow.channel_settings.all() if not setting.is_enabled)
+
+
+def configured_routes(uow_factory: UnitOfWorkFactory, routes: Sequence[QuickPayRoute]) -> list[QuickPayRoute]:
+    """The quick-pay routes as operators set them: switched-off banks left out, costs overridden."""
+    with uow_factory() as uow:
+        settings = {setting.bank: setting for setting in uow.channel_settings.all()}
+    configured: list[QuickPayRoute] = []
+    for route in routes:
+        setting = settings.get(route.bank)
+        if setting is not None and not setting.is_enabled:
+            continue
+        if setting is not None and setting.cost_bps is not None:
+            route = replace(route, cost_bps=setting.cost_bps)
+        configured.append(route)
+    return configured

@@ -15,14 +15,23 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, read_only: bool = False) -> Engine:
+    """An engine for ``url``; ``read_only`` makes one for queries (lists, exports, statistics).
+
+    A read-only engine never writes: PostgreSQL sessions default to read-only transactions, and
+    SQLite connections are ``query_only`` and begin deferred, so a long export never holds the
+    write lock that ``BEGIN IMMEDIATE`` would take.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database)
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        return _sqlite_engine(url, parsed.database, read_only=read_only)
+    connect_args = {"options": "-c default_transaction_read_only=on"} if read_only else {}
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args
+    )
 
 
-def _sqlite_engine(url: str, database: str | None) -> Engine:
+def _sqlite_engine(url: str, database: str | None, *, read_only: bool = False) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     # The driver's own transaction handling is switched off so that our BEGIN IMMEDIATE is the
@@ -40,11 +49,13 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -85,6 +85,12 @@ class SqlMerchantRepository:
             update(merchant_keys).where(merchant_keys.c.key_id == key_id).values(expires_at=expires_at)
         )
 
+    def set_webhook_secret(self, merchant_id: str, webhook_secret: str) -> bool:
+        result = self._connection.execute(
+            update(merchants).where(merchants.c.id == merchant_id).values(webhook_secret=webhook_secret)
+        )
+        return result.rowcount == 1
+
     def set_webhook_url(self, merchant_id: str, webhook_url: str | None) -> bool:
         result = self._connection.execute(
             update(merchants).where(merchants.c.id == merchant_id).values(webhook_url=webhook_url)

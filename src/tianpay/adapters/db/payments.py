@@ -8,11 +8,11 @@ two processes racing on one payment (a bank notification and the expiry job, say
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, insert, or_, select, update
+from sqlalchemy import Connection, Select, and_, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tianpay.domain.errors import Conflict
@@ -79,16 +79,32 @@ class SqlPaymentRepository:
     ) -> Sequence[Payment]:
         query = _filtered(select(payments).where(payments.c.merchant_id == merchant_id), filters)
         if after is not None:
+            # The first condition alone is an index bound: without it PostgreSQL would walk the
+            # index from the newest payment to the cursor before the OR could skip anything.
             query = query.where(
+                payments.c.created_at <= after.created_at,
                 or_(
                     payments.c.created_at < after.created_at,
                     and_(payments.c.created_at == after.created_at, payments.c.id < after.id),
-                )
+                ),
             )
         rows = self._connection.execute(
             query.order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(limit)
         )
         return [_payment_from(row) for row in rows]
+
+    def iter_for_merchant(
+        self, merchant_id: str, filters: PaymentFilter, *, batch_size: int = 500
+    ) -> Iterator[Payment]:
+        query = _filtered(select(payments).where(payments.c.merchant_id == merchant_id), filters)
+        query = query.order_by(payments.c.created_at.desc(), payments.c.id.desc())
+        # yield_per streams: psycopg opens a named (server-side) cursor, SQLite steps its cursor.
+        result = self._connection.execute(query.execution_options(yield_per=batch_size))
+        try:
+            for row in result:
+                yield _payment_from(row)
+        finally:
+            result.close()
 
     def due_for_expiry(self, now: datetime, *, limit: int) -> Sequence[Payment]:
         query = (
@@ -214,6 +230,18 @@ def _filtered(query: Select[Any], filters: PaymentFilter) -> Select[Any]:
         query = query.where(payments.c.created_at < filters.created_before)
     if filters.out_trade_no is not None:
         query = query.where(payments.c.out_trade_no == filters.out_trade_no)
+    if filters.amount_min_minor is not None:
+        query = query.where(payments.c.amount_minor >= filters.amount_min_minor)
+    if filters.amount_max_minor is not None:
+        query = query.where(payments.c.amount_minor <= filters.amount_max_minor)
+    if filters.bank is not None:
+        # The bank that took the money when the payment succeeded, else the bank it named: the
+        # same "bank" the statistics use (a cashier payment names none until the payer chooses).
+        paid_at_bank = exists().where(
+            payment_attempts.c.id == payments.c.succeeded_attempt_id, payment_attempts.c.bank == filters.bank
+        )
+        named_bank = and_(payments.c.succeeded_attempt_id.is_(None), payments.c.bank == filters.bank)
+        query = query.where(or_(paid_at_bank, named_bank))
     return query
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -696,5 +697,395 @@ debit_schedule_runs = Table(
     Column("failure_code", String(60), nullable=True),
     Column("claimed_by", String(120), nullable=False),
     Column("claimed_at", utc_datetime(), nullable=False),
+    Column("updated_at", utc_datetime(), nullable=False),
+)
+
+# ---- the merchant portal (revision 0014) --------------------------------------------------------------
+
+# People of a merchant who sign in at /merchant. The password is an argon2id hash; the TOTP secret is
+# sealed by the vault (context: the user id). Wrong passwords in a row are counted for the lockout.
+merchant_users = Table(
+    "merchant_users",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=False),
+    Column("username", String(60), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("totp_secret_sealed", Text, nullable=True),
+    Column("is_totp_enabled", Boolean, nullable=False, default=False),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", utc_datetime(), nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Index("ix_merchant_users_merchant", "merchant_id"),
+)
+
+# Portal sign-in sessions: only a hash of the cookie's token is stored. `is_verified` turns true once
+# a user with TOTP has typed a valid code; until then the session opens only the code page.
+merchant_user_sessions = Table(
+    "merchant_user_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", String(40), ForeignKey("merchant_users.id"), nullable=False),
+    Column("is_verified", Boolean, nullable=False, default=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("expires_at", utc_datetime(), nullable=False),
+    Column("revoked_at", utc_datetime(), nullable=True),
+    Index("ix_merchant_user_sessions_user", "user_id"),
+)
+
+# ---- payouts (代付) and wallet withdrawals (revision 0012) ----------------------------------------------
+
+# One request to one bank, persisted with its payouts before it is sent (DESIGN.md §7); its id is the
+# bank's batch request number. It is queried as a whole until every payout in it is final.
+payout_batches = Table(
+    "payout_batches",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("bank", String(10), nullable=False),
+    Column("item_count", Integer, nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("query_count", Integer, nullable=False, default=0),
+    Column("next_query_at", utc_datetime(), nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("closed_at", utc_datetime(), nullable=True),
+    Index("ix_payout_batches_next_query", "closed_at", "next_query_at"),
+)
+
+# A merchant's payout or a member's withdrawal. The payee account number is sealed by the vault with a
+# masked copy and a keyed fingerprint; a withdrawal keeps no copy: it names the bound card instead.
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("source", String(20), nullable=False),
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=True),
+    Column("member_id", String(40), ForeignKey("members.id"), nullable=True),
+    # Null for withdrawals and automatic settlement payouts (NULLs never collide in a unique key).
+    Column("out_payout_no", String(64), nullable=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("purpose", String(60), nullable=False),
+    Column("payee_bank", String(10), nullable=False),
+    Column("account_name", String(60), nullable=False),
+    Column("account_masked", String(40), nullable=False),
+    Column("account_fingerprint", String(64), nullable=False),
+    Column("account_ciphertext", Text, nullable=True),
+    Column("card_id", String(40), ForeignKey("card_bindings.id"), nullable=True),
+    Column("bank", String(10), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("batch_id", String(40), ForeignKey("payout_batches.id"), nullable=True),
+    Column("settlement_id", String(40), nullable=True),
+    Column("bank_reference", String(80), nullable=True),
+    Column("failure_code", String(60), nullable=True),
+    Column("failure_message", Text, nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("updated_at", utc_datetime(), nullable=False),
+    Column("succeeded_at", utc_datetime(), nullable=True),
+    Column("failed_at", utc_datetime(), nullable=True),
+    Column("returned_at", utc_datetime(), nullable=True),
+    UniqueConstraint("merchant_id", "out_payout_no", name="uq_payouts_merchant_out_payout_no"),
+    Index("ix_payouts_status_bank", "status", "bank", "created_at"),
+    Index("ix_payouts_merchant", "merchant_id", "created_at"),
+    Index("ix_payouts_member", "member_id", "created_at"),
+    Index("ix_payouts_batch", "batch_id"),
+)
+
+# Every state change of a payout, with its time and cause (DESIGN.md §5).
+payout_transitions = Table(
+    "payout_transitions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("payout_id", String(40), ForeignKey("payouts.id"), nullable=False),
+    Column("from_status", String(20), nullable=True),
+    Column("to_status", String(20), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("cause", Text, nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    Index("ix_payout_transitions_payout", "payout_id", "id"),
+)
+
+# ---- settlement T+N (revision 0011) -------------------------------------------------------------------
+
+# How a merchant is settled (docs/settlement.md). The settlement account number is sealed by the vault
+# (AES-256-GCM, bound to its keyed fingerprint) with a masked copy for display; a merchant without a
+# row here is settled T+1 with no automatic payout.
+merchant_settlement_settings = Table(
+    "merchant_settlement_settings",
+    metadata,
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), primary_key=True),
+    Column("cycle_days", Integer, nullable=False),
+    Column("minimum_payout_minor", BigInteger, nullable=False),
+    Column("auto_payout", Boolean, nullable=False),
+    Column("account_bank", String(10), nullable=True),
+    Column("account_no_ciphertext", Text, nullable=True),
+    Column("account_no_fingerprint", String(64), nullable=True),
+    Column("account_no_masked", String(40), nullable=True),
+    Column("account_name", String(60), nullable=True),
+    Column("updated_at", utc_datetime(), nullable=False),
+)
+
+# One settlement per merchant and business date (Shanghai, ``YYYY-MM-DD``): the unique key is what
+# makes a rerun, or two workers at once, settle a date once. ``entry_id`` is the journal entry that
+# moved the net (none for a zero net or a carried date).
+settlements = Table(
+    "settlements",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), nullable=False),
+    Column("business_date", String(10), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("line_count", Integer, nullable=False),
+    Column("gross_minor", BigInteger, nullable=False),
+    Column("refunds_minor", BigInteger, nullable=False),
+    Column("fees_minor", BigInteger, nullable=False),
+    Column("net_minor", BigInteger, nullable=False),
+    Column("entry_id", String(40), nullable=True),
+    Column("payout_id", String(40), nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("updated_at", utc_datetime(), nullable=False),
+    Column("settled_at", utc_datetime(), nullable=True),
+    Column("paid_at", utc_datetime(), nullable=True),
+    UniqueConstraint("merchant_id", "business_date", name="uq_settlements_merchant_business_date"),
+    Index("ix_settlements_status_payout", "status", "payout_id"),
+)
+
+# A settlement's lines: one per journal entry on the merchant's pending account. The unique
+# ``entry_id`` is what settles an entry at most once, whichever date or worker reaches it first.
+settlement_lines = Table(
+    "settlement_lines",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("settlement_id", String(40), ForeignKey("settlements.id"), nullable=False),
+    Column("entry_id", String(40), ForeignKey("journal_entries.id"), nullable=False, unique=True),
+    Column("kind", String(20), nullable=False),
+    Column("source_id", String(120), nullable=False),
+    Column("reference", String(64), nullable=True),
+    Column("occurred_at", utc_datetime(), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("fee_minor", BigInteger, nullable=False),
+    Index("ix_settlement_lines_settlement", "settlement_id", "id"),
+)
+
+# ---- reconciliation (revision 0010, docs/reconciliation.md) ----------------------------------------------
+
+# A bank's statement file as downloaded (kept on disk unchanged under <data-dir>/statements/): its
+# SHA-256 makes importing it again a no-op; a different file for the same (bank, date) is refused.
+statement_files = Table(
+    "statement_files",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("bank", String(10), nullable=False),
+    Column("statement_date", String(10), nullable=False),
+    Column("file_name", String(200), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("line_count", Integer, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("fee_minor", BigInteger, nullable=False),
+    Column("imported_at", utc_datetime(), nullable=False),
+    UniqueConstraint("bank", "statement_date", "sha256", name="uq_statement_files_bank_date_sha256"),
+)
+
+# The lines of an imported file, staged in bulk so matching runs in SQL. ``match_ref`` is the
+# platform record the line names: its platform_ref, or the POS attempt found by the switch's RRN.
+statement_lines = Table(
+    "statement_lines",
+    metadata,
+    Column("file_id", String(40), ForeignKey("statement_files.id"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("bank", String(10), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("bank_ref", String(80), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("fee_minor", BigInteger, nullable=False),
+    Column("platform_ref", String(64), nullable=True),
+    Column("switch_ref", String(40), nullable=True),
+    Column("match_ref", String(64), nullable=True),
+    Column("occurred_at", utc_datetime(), nullable=True),
+    Index("ix_statement_lines_bank_match_ref", "bank", "match_ref"),
+)
+
+# One run per (bank, business date): claimed with a lease so several workers never run it at once;
+# once finished it is never run again. ``summary`` is a small JSON object of counts and totals.
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("bank", String(10), nullable=False),
+    Column("business_date", String(10), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("file_id", String(40), ForeignKey("statement_files.id"), nullable=True),
+    Column("summary", Text, nullable=False, default="{}"),
+    Column("lease_owner", String(120), nullable=True),
+    Column("lease_expires_at", utc_datetime(), nullable=True),
+    Column("next_try_at", utc_datetime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("started_at", utc_datetime(), nullable=True),
+    Column("finished_at", utc_datetime(), nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("updated_at", utc_datetime(), nullable=False),
+    UniqueConstraint("bank", "business_date", name="uq_reconciliation_runs_bank_business_date"),
+    Index("ix_reconciliation_runs_business_date_status", "business_date", "status"),
+)
+
+# Differences for an operator (差错池): what was found, what it left in platform:suspense (signed as
+# the asset), and how it was resolved. ``dedupe_key`` makes a resumed run open each one once.
+reconciliation_exceptions = Table(
+    "reconciliation_exceptions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("run_id", String(40), ForeignKey("reconciliation_runs.id"), nullable=False),
+    Column("bank", String(10), nullable=False),
+    Column("business_date", String(10), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("dedupe_key", String(200), nullable=False),
+    Column("record_id", String(64), nullable=True),
+    Column("bank_ref", String(80), nullable=True),
+    Column("line_no", Integer, nullable=True),
+    Column("statement_amount_minor", BigInteger, nullable=True),
+    Column("platform_amount_minor", BigInteger, nullable=True),
+    Column("suspense_minor", BigInteger, nullable=False),
+    Column("entry_id", String(40), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("resolution", String(20), nullable=True),
+    Column("resolution_entry_id", String(40), nullable=True),
+    Column("resolved_by", String(60), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("resolved_at", utc_datetime(), nullable=True),
+    UniqueConstraint("dedupe_key", name="uq_reconciliation_exceptions_dedupe_key"),
+    Index("ix_reconciliation_exceptions_status_created", "status", "created_at"),
+    Index("ix_reconciliation_exceptions_run", "run_id"),
+)
+
+# Records final on the platform's side that a statement did not list (a day-cut item, magic 93):
+# parked until the next date's run, which finds them (matched) or turns them into 短款 (short).
+reconciliation_parked = Table(
+    "reconciliation_parked",
+    metadata,
+    Column("bank", String(10), primary_key=True),
+    Column("record_id", String(64), primary_key=True),
+    Column("record_kind", String(20), nullable=False),
+    Column("business_date", String(10), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("run_id", String(40), ForeignKey("reconciliation_runs.id"), nullable=False),
+    Column("resolved_run_id", String(40), nullable=True),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("updated_at", utc_datetime(), nullable=False),
+    Index("ix_reconciliation_parked_bank_status", "bank", "status", "business_date"),
+)
+
+# ---- statistics (revision 0013) ------------------------------------------------------------------------
+
+# Daily figures per merchant, Shanghai business date, method, bank and currency (docs/statistics.md).
+# A row is rewritten whole from the day's payments and refunds whenever a transition touches the day,
+# so the figures always equal a scan and a rerun changes nothing. `bank` is "" for a payment that
+# never reached a bank. The primary key answers a merchant's date range; the date index the
+# platform-wide views and /metrics.
+daily_payment_stats = Table(
+    "daily_payment_stats",
+    metadata,
+    Column("merchant_id", String(40), primary_key=True),
+    Column("business_date", Date, primary_key=True),
+    Column("method", String(30), primary_key=True),
+    Column("bank", String(10), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("payment_count", BigInteger, nullable=False),
+    Column("succeeded_count", BigInteger, nullable=False),
+    Column("failed_count", BigInteger, nullable=False),
+    Column("closed_count", BigInteger, nullable=False),
+    Column("succeeded_minor", BigInteger, nullable=False),
+    Column("fee_minor", BigInteger, nullable=False),
+    Column("refund_count", BigInteger, nullable=False),
+    Column("refunded_minor", BigInteger, nullable=False),
+    Column("fee_returned_minor", BigInteger, nullable=False),
+    Index("ix_daily_payment_stats_date", "business_date"),
+)
+
+# How far the aggregation job has read each change log (payment_transitions, refund_transitions).
+# The job locks these rows for its run, so two workers never rewrite the same day at once.
+statistics_watermarks = Table(
+    "statistics_watermarks",
+    metadata,
+    Column("source", String(40), primary_key=True),
+    Column("settled_id", BigInteger, nullable=False),
+    Column("seen_id", BigInteger, nullable=False),
+    Column("pending_count", BigInteger, nullable=False),
+    Column("updated_at", utc_datetime(), nullable=True),
+)
+
+# When each worker job last ran, written by every worker process: /metrics reports the lag from it.
+worker_job_runs = Table(
+    "worker_job_runs",
+    metadata,
+    Column("job", String(60), primary_key=True),
+    Column("last_run_at", utc_datetime(), nullable=False),
+)
+
+# Indexes the statistics and the merchant's search need on tables of earlier revisions: refunds by
+# the day they succeeded (the refund half of a day's figures), payments by merchant and status (a
+# filtered search that would otherwise walk every payment of the merchant), attempts by creation
+# time (success rate per channel).
+Index("ix_refunds_succeeded_merchant", refunds.c.succeeded_at, refunds.c.merchant_id)
+Index("ix_payments_merchant_status_created", payments.c.merchant_id, payments.c.status, payments.c.created_at,
+      payments.c.id)
+Index("ix_payment_attempts_created", payment_attempts.c.created_at)
+
+# ---- the operator console (revision 0015, docs/console.md) --------------------------------------------
+
+# Every manual action taken in the console: who, in which role, what, on which subject, why, and the
+# subject before and after as small JSON objects (masked numbers only). Rows are only ever inserted.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("operator", String(60), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("action", String(60), nullable=False),
+    Column("subject_type", String(40), nullable=False),
+    Column("subject_id", String(120), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("before", Text, nullable=False),
+    Column("after", Text, nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    Index("ix_audit_log_created", "created_at", "id"),
+    Index("ix_audit_log_operator_created", "operator", "created_at"),
+)
+
+# Console sign-in sessions: only the SHA-256 of the cookie's token is stored.
+operator_sessions = Table(
+    "operator_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("username", String(60), ForeignKey("operators.username"), nullable=False),
+    Column("created_at", utc_datetime(), nullable=False),
+    Column("expires_at", utc_datetime(), nullable=False),
+    Column("revoked_at", utc_datetime(), nullable=True),
+    Index("ix_operator_sessions_username", "username"),
+)
+
+# Wrong console passwords in a row per operator, and the lock they caused (5 tries, 15 minutes). Kept
+# beside `operators` rather than in it so revision 0006's table is left as it was.
+operator_logins = Table(
+    "operator_logins",
+    metadata,
+    Column("username", String(60), ForeignKey("operators.username"), primary_key=True),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", utc_datetime(), nullable=True),
+)
+
+# A bank switched off (out of every route: cashier, quick pay, online banking) or given another cost
+# by an operator. A bank without a row is enabled at the cost configured in channels/registry.py.
+channel_settings = Table(
+    "channel_settings",
+    metadata,
+    Column("bank", String(10), primary_key=True),
+    Column("is_enabled", Boolean, nullable=False),
+    Column("cost_bps", Integer, nullable=True),
+    Column("updated_by", String(60), nullable=False),
     Column("updated_at", utc_datetime(), nullable=False),
 )

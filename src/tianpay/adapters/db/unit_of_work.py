@@ -9,35 +9,47 @@ from sqlalchemy import Connection, Engine, RootTransaction
 
 from tianpay.ports.card_bindings import CardBindingRepository, ChannelHealthRepository
 from tianpay.ports.clock import Clock, IdGenerator
+from tianpay.ports.console import ChannelSettingsRepository, ConsoleRepository
 from tianpay.ports.debit_schedules import DebitScheduleRepository
 from tianpay.ports.gateway import AttemptQueryRepository, OperatorAlertRepository
 from tianpay.ports.idempotency import IdempotencyRepository
 from tianpay.ports.ledger import LedgerRepository
 from tianpay.ports.mandates import MandateRepository
 from tianpay.ports.members import MemberRepository, SmsCodeRepository
+from tianpay.ports.merchant_portal import MerchantUserRepository, PortalQueries
 from tianpay.ports.merchants import MerchantRepository
 from tianpay.ports.operators import OperatorRepository
 from tianpay.ports.outbox import OutboxRepository
 from tianpay.ports.payments import PaymentRepository
+from tianpay.ports.payout_records import PayoutRepository
 from tianpay.ports.pos import PosTransactionRepository, TerminalRepository
+from tianpay.ports.reconciliation import ReconciliationRepository
 from tianpay.ports.refunds import RefundRepository
 from tianpay.ports.replays import ReplayRepository
+from tianpay.ports.settlements import SettlementRepository
+from tianpay.ports.statistics import StatisticsRepository
 from tianpay.ports.wallet import WalletRepository
 
 from .card_bindings import SqlCardBindingRepository, SqlChannelHealthRepository
+from .console import SqlChannelSettingsRepository, SqlConsoleRepository
 from .debit_schedules import SqlDebitScheduleRepository
 from .gateway import SqlAttemptQueryRepository, SqlOperatorAlertRepository
 from .idempotency import SqlIdempotencyRepository
 from .ledger import SqlLedgerRepository
 from .mandates import SqlMandateRepository
 from .members import SqlMemberRepository, SqlSmsCodeRepository
+from .merchant_portal import SqlMerchantUserRepository, SqlPortalQueries
 from .merchants import SqlMerchantRepository
 from .operators import SqlOperatorRepository
 from .outbox import SqlOutboxRepository
 from .payments import SqlPaymentRepository
+from .payouts import SqlPayoutRepository
 from .pos import SqlPosTransactionRepository, SqlTerminalRepository
+from .reconciliation import SqlReconciliationRepository
 from .refunds import SqlRefundRepository
 from .replays import SqlReplayRepository
+from .settlements import SqlSettlementRepository
+from .statistics import SqlStatisticsRepository
 from .wallet import SqlWalletRepository
 
 
@@ -63,6 +75,14 @@ class SqlUnitOfWork:
     debit_schedules: DebitScheduleRepository
     terminals: TerminalRepository
     pos_transactions: PosTransactionRepository
+    reconciliation: ReconciliationRepository
+    statistics: StatisticsRepository
+    settlements: SettlementRepository
+    payouts: PayoutRepository
+    merchant_users: MerchantUserRepository
+    portal_queries: PortalQueries
+    console: ConsoleRepository
+    channel_settings: ChannelSettingsRepository
 
     def __init__(self, engine: Engine, clock: Clock, ids: IdGenerator) -> None:
         self._engine = engine
@@ -93,6 +113,14 @@ class SqlUnitOfWork:
         self.debit_schedules = SqlDebitScheduleRepository(self._connection)
         self.terminals = SqlTerminalRepository(self._connection)
         self.pos_transactions = SqlPosTransactionRepository(self._connection)
+        self.reconciliation = SqlReconciliationRepository(self._connection)
+        self.statistics = SqlStatisticsRepository(self._connection)
+        self.settlements = SqlSettlementRepository(self._connection)
+        self.payouts = SqlPayoutRepository(self._connection)
+        self.merchant_users = SqlMerchantUserRepository(self._connection)
+        self.portal_queries = SqlPortalQueries(self._connection)
+        self.console = SqlConsoleRepository(self._connection)
+        self.channel_settings = SqlChannelSettingsRepository(self._connection)
         return self
 
     def __exit__(

@@ -16,7 +16,12 @@ from fastapi.openapi.utils import get_openapi
 from tianpay.bootstrap import Container
 from tianpay.entrypoints.cashier import router as cashier_router
 from tianpay.entrypoints.channels_notify import router as channels_notify_router
+from tianpay.entrypoints.console import router as console_router
+from tianpay.entrypoints.merchant_portal import router as merchant_portal_router
+from tianpay.entrypoints.metrics import install_metrics
+from tianpay.entrypoints.security_headers import SecurityHeadersMiddleware, docs_router
 from tianpay.entrypoints.wallet import router as wallet_router
+from tianpay.entrypoints.web.pages import install_page_handlers
 
 from .auth import ALGORITHMS, MERCHANT_ID_HEADER, RequestAuthenticator
 from .balance import router as balance_router
@@ -28,8 +33,10 @@ from .mandates import router as mandates_router
 from .members import router as members_router
 from .merchants import router as merchants_router
 from .payments import router as payments_router
+from .payouts import router as payouts_router
 from .refunds import router as refunds_router
 from .schemas import ErrorEnvelope
+from .settlements import router as settlements_router
 from .signing import (
     PUBLIC_API_PATHS,
     RESPONSE_COMPONENTS,
@@ -38,6 +45,7 @@ from .signing import (
     SignedApiMiddleware,
     requires_signature,
 )
+from .statistics import router as statistics_router
 
 SECURITY_SCHEME = "HttpMessageSignature"
 _ERROR_RESPONSES = {
@@ -78,32 +86,46 @@ def create_app(container: Container, *, extra_routers: Iterable[APIRouter] = ())
         version="1",
         description="Signed JSON over HTTP. See docs/api.md for the signing guide.",
         debug=False,
+        # The documentation pages are served by ``security_headers.docs_router`` under a strict CSP.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.container = container
     app.state.authenticator = RequestAuthenticator(container)
     install_error_handlers(app)
+    install_page_handlers(app)
     app.include_router(merchants_router)
     app.include_router(balance_router)
     app.include_router(payments_router)
     app.include_router(refunds_router)
+    app.include_router(payouts_router)
     app.include_router(cards_router)
     app.include_router(mandates_router)
     app.include_router(confirm_router)
     app.include_router(members_router)
     app.include_router(events_router)
+    app.include_router(statistics_router)
+    app.include_router(settlements_router)
     # Payer pages and bank notifications: outside /v1, so no merchant signature is asked of them.
     app.include_router(cashier_router)
     app.include_router(wallet_router)
+    app.include_router(merchant_portal_router)
+    app.include_router(console_router)
     app.include_router(channels_notify_router)
+    app.include_router(docs_router(app.title))
     for router in extra_routers:
         app.include_router(router)
     app.add_middleware(
         SignedApiMiddleware,  # type: ignore[arg-type]
         authenticator=app.state.authenticator,
-        signer=ResponseSigner(container.platform_key),
+        signer=ResponseSigner(container.platform_key, container.clock.now),
         public_base_url=container.settings.public_base_url,
         new_id=container.ids.new,
     )
+    # Headers a response did not set itself (error pages, 404s, JSON): framing and sniffing refused.
+    app.add_middleware(SecurityHeadersMiddleware)  # type: ignore[arg-type]
+    # Outermost, so request latency includes authentication and signing (docs/statistics.md).
+    install_metrics(app, container)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -23,6 +23,7 @@ from http_message_signatures import (
     HTTPMessageSignaturesException,
     HTTPMessageVerifier,
     HTTPSignatureKeyResolver,
+    InvalidSignature,
     VerifyResult,
     algorithms,
 )
@@ -109,6 +110,25 @@ class _Verifier(HTTPMessageVerifier):
     # the library keeps only its own guard against far-future ``created`` values.
     max_clock_skew = timedelta(seconds=FUTURE_SKEW_S)
 
+    def __init__(self, *, now: datetime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._now = now
+
+    def validate_created_and_expires(self, sig_input: Any, max_age: timedelta | None = None) -> None:
+        """The library's check, against the platform's clock instead of the system's.
+
+        ``TIANPAY_CLOCK_FILE`` moves the platform in time (demos): RequestAuthenticator has already
+        held ``created`` against that clock both ways, and an ``expires`` must be held against it too.
+        """
+        if "expires" not in sig_input.params:
+            return
+        try:
+            expires = datetime.fromtimestamp(int(sig_input.params["expires"]), UTC)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidSignature('Malformed "expires" parameter') from exc
+        if expires < self._now - self.max_clock_skew:
+            raise InvalidSignature('Signature "expires" parameter is set to a time in the past')
+
 
 class _OneKey(HTTPSignatureKeyResolver):
     def __init__(self, key: VerificationKey) -> None:
@@ -172,7 +192,7 @@ class RequestAuthenticator:
                 "merchant_mismatch", f"{MERCHANT_ID_HEADER} must name the merchant that owns the key",
                 param=MERCHANT_ID_HEADER,
             )
-        result = _verify_signature(request, body, key)
+        result = _verify_signature(request, body, key, now)
         fingerprints = _fingerprints(key.key_id, result, signature_input.nonce)
         expires_at = max(created, now) + self._window + timedelta(seconds=FUTURE_SKEW_S)
         if not remember_signature(
@@ -214,9 +234,9 @@ def _read_signature_input(headers: HeaderFields) -> _SignatureInput:
     return _SignatureInput(label, key_id, created, nonce)
 
 
-def _verify_signature(request: RequestView, body: bytes, key: VerificationKey) -> VerifyResult:
+def _verify_signature(request: RequestView, body: bytes, key: VerificationKey, now: datetime) -> VerifyResult:
     required = REQUIRED_BODY_COMPONENTS if body else REQUIRED_COMPONENTS
-    verifier = _Verifier(signature_algorithm=ALGORITHMS[key.algorithm], key_resolver=_OneKey(key))
+    verifier = _Verifier(signature_algorithm=ALGORITHMS[key.algorithm], key_resolver=_OneKey(key), now=now)
     try:
         results = verifier.verify(request, max_age=None, require_components=required, body=body)
     except HTTPMessageSignaturesException as exc:

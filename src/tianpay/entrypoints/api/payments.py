@@ -1,4 +1,4 @@
-"""Merchant API routes for payments: create (idempotent by out_trade_no), list, retrieve, close.
+"""Merchant API routes for payments: create (idempotent by out_trade_no), list, export, retrieve, close.
 
 Routes translate JSON to the services' values and back; every rule lives in the domain and the
 services. A repeated create answers with the first payment as it is now, marked by the
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import AwareDatetime, BaseModel, Field, StrictStr
 
 from tianpay.domain.money import Currency, Money
@@ -24,10 +24,12 @@ from tianpay.domain.payment import (
     PaymentStatus,
 )
 from tianpay.ports.payments import PaymentFilter
-from tianpay.services import payments
+from tianpay.services import payments, statistics
 
+from . import csv_export
 from .deps import IDEMPOTENT_REPLAYED_HEADER, AuthenticatedMerchant, ContainerDep
 from .schemas import AmountMinor, CurrencyCode, RequestModel
+from .signing import STREAMED_RESPONSE_HEADER
 
 router = APIRouter(prefix="/v1", tags=["payments"])
 
@@ -131,24 +133,61 @@ def create_payment(body: PaymentCreateIn, merchant: AuthenticatedMerchant, conta
     return JSONResponse(out.model_dump(mode="json"), status_code=201, headers=headers)
 
 
+def payment_filters(
+    status: Annotated[PaymentStatus | None, Query()] = None,
+    method: Annotated[PaymentMethod | None, Query()] = None,
+    bank: Annotated[
+        str | None, Query(max_length=10, description="The bank that took the money, or the one the payment named.")
+    ] = None,
+    amount_min: Annotated[int | None, Query(ge=1, description="At least this many fen.")] = None,
+    amount_max: Annotated[int | None, Query(ge=1, description="At most this many fen.")] = None,
+    created_from: Annotated[AwareDatetime | None, Query(description="Created at or after (ISO 8601).")] = None,
+    created_before: Annotated[AwareDatetime | None, Query(description="Created before (ISO 8601).")] = None,
+    out_trade_no: Annotated[str | None, Query()] = None,
+) -> PaymentFilter:
+    """The filters the list and the export share, from the query string."""
+    return PaymentFilter(
+        status, method, created_from, created_before, out_trade_no,
+        bank=bank, amount_min_minor=amount_min, amount_max_minor=amount_max,
+    )
+
+
+PaymentFilters = Annotated[PaymentFilter, Depends(payment_filters)]
+
+
 @router.get("/payments", response_model=PaymentListOut, summary="List payments, newest first")
 def list_payments(
     merchant: AuthenticatedMerchant,
     container: ContainerDep,
+    filters: PaymentFilters,
     limit: Annotated[int, Query(ge=1, le=payments.MAX_PAGE_SIZE)] = payments.DEFAULT_PAGE_SIZE,
     starting_after: Annotated[str | None, Query(description="A payment id: the page after it.")] = None,
-    status: Annotated[PaymentStatus | None, Query()] = None,
-    method: Annotated[PaymentMethod | None, Query()] = None,
-    created_from: Annotated[AwareDatetime | None, Query(description="Created at or after (ISO 8601).")] = None,
-    created_before: Annotated[AwareDatetime | None, Query(description="Created before (ISO 8601).")] = None,
-    out_trade_no: Annotated[str | None, Query()] = None,
 ) -> PaymentListOut:
-    filters = PaymentFilter(status, method, created_from, created_before, out_trade_no)
+    # Lists read from the replica when one is configured (docs/statistics.md, "Read replica").
     page = payments.list_payments(
-        container.uow, merchant.merchant_id, filters, starting_after=starting_after, limit=limit
+        container.read_uow, merchant.merchant_id, filters, starting_after=starting_after, limit=limit
     )
     base_url = container.settings.base_url
     return PaymentListOut(data=[payment_out(p, base_url) for p in page.payments], has_more=page.has_more)
+
+
+@router.get(
+    "/payments/export.csv",
+    response_class=StreamingResponse,
+    summary="Export payments as CSV, streamed (same filters as the list)",
+    responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 CSV, newest payment first."}},
+)
+def export_payments(merchant: AuthenticatedMerchant, container: ContainerDep, filters: PaymentFilters) -> Response:
+    # Declared before /payments/{payment_id}, which would otherwise take "export.csv" for an id.
+    rows = statistics.export_payments(container.read_uow, merchant.merchant_id, filters)
+    return StreamingResponse(
+        csv_export.render(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="payments.csv"',
+            STREAMED_RESPONSE_HEADER: "headers-only",
+        },
+    )
 
 
 @router.get("/payments/{payment_id}", response_model=PaymentDetailOut, summary="Retrieve a payment and its attempts")

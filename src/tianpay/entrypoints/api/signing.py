@@ -5,6 +5,7 @@ route) it reads the body and verifies the merchant's signature before any routin
 so an unauthenticated caller learns nothing but 401; and it signs every response, errors and 500s
 included, with the platform's ed25519 key (label ``sig1``: ``@status``, ``content-digest``,
 ``content-type``; ``created``, ``keyid``, ``alg``) and adds ``Content-Digest`` and ``Request-Id``.
+A route that streams (a CSV export) marks its response: that one is signed over its header fields.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ REQUEST_ID_HEADER = "Request-Id"
 API_PREFIX = "/v1"
 PUBLIC_API_PATHS = frozenset({"/v1/platform-keys"})
 MAX_BODY_BYTES = 1024 * 1024
+# A route sets this header (never sent on) to stream its body instead of having it buffered; such a
+# response is signed over its status and header fields only (docs/api.md, "Streamed exports").
+STREAMED_RESPONSE_HEADER = "Tianpay-Stream-Signing"
+STREAMED_RESPONSE_COMPONENTS = ("@status", "content-type", "content-disposition", "request-id")
 
 
 def requires_signature(path: str) -> bool:
@@ -57,8 +62,11 @@ class ResponseView:
 
 
 class ResponseSigner:
-    def __init__(self, key: PlatformSigningKey) -> None:
+    def __init__(self, key: PlatformSigningKey, now: Callable[[], datetime] | None = None) -> None:
         self._key_id = key.key_id
+        # The platform's clock (moved by TIANPAY_CLOCK_FILE in demos), the one request freshness is
+        # checked against: a merchant living in the same time must find the answer fresh too.
+        self._now = now or (lambda: datetime.now(UTC))
         self._signer = HTTPMessageSigner(
             signature_algorithm=algorithms.ED25519,
             key_resolver=MappingKeyResolver(public_keys={}, private_keys={key.key_id: key.private_key}),
@@ -72,10 +80,23 @@ class ResponseSigner:
         self._signer.sign(
             ResponseView(status_code, headers),
             key_id=self._key_id,
-            created=datetime.now(UTC),
+            created=self._now(),
             label=RESPONSE_SIGNATURE_LABEL,
             covered_component_ids=covered,
             body=body,
+        )
+
+    def sign_headers(self, status_code: int, headers: HeaderFields) -> None:
+        """Signs a streamed response: status and header fields, no digest (the body is not known yet)."""
+        for name in ("content-digest", "signature-input", "signature"):
+            del headers[name]
+        covered = [c for c in STREAMED_RESPONSE_COMPONENTS if c.startswith("@") or c in headers]
+        self._signer.sign(
+            ResponseView(status_code, headers),
+            key_id=self._key_id,
+            created=self._now(),
+            label=RESPONSE_SIGNATURE_LABEL,
+            covered_component_ids=covered,
         )
 
 
@@ -87,12 +108,25 @@ class _BufferedResponse:
     started: bool = False
     complete: bool = False
 
+    # Set for a streamed response: signs its header fields and sends them on, then every body part.
+    stream_to: Callable[[Message], Awaitable[None]] | None = None
+    streaming: bool = False
+
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.status_code = int(message["status"])
             self.headers = list(message.get("headers", []))
             self.started = True
+            marker = STREAMED_RESPONSE_HEADER.lower().encode("latin-1")
+            if self.stream_to is not None and any(name.lower() == marker for name, _ in self.headers):
+                self.streaming = True
+                self.headers = [(name, value) for name, value in self.headers if name.lower() != marker]
+                await self.stream_to({"type": "http.response.start", "status": self.status_code,
+                                      "headers": self.headers})
         elif message["type"] == "http.response.body":
+            if self.streaming and self.stream_to is not None:
+                await self.stream_to(message)
+                return
             self.body.extend(message.get("body", b""))
             self.complete = not message.get("more_body", False)
 
@@ -121,15 +155,34 @@ class SignedApiMiddleware:
                 )
                 return
         buffered = _BufferedResponse()
+
+        async def send_streamed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message, headers=self._signed_stream_headers(message, request_id))
+            await send(message)
+
+        buffered.stream_to = send_streamed
         try:
             await self.app(scope, receive, buffered.send)
         except Exception:
+            if buffered.streaming:
+                # Half a body is already out: the connection is cut, and the client sees no end.
+                logger.exception("error while streaming request %s", request_id)
+                raise
             # The stack trace goes to the server log only; the caller gets the request id to quote.
             logger.exception("unhandled error on request %s", request_id)
             failure = internal_error_response(request_id)
             await self._send_signed(send, failure.status_code, _raw_headers(failure), bytes(failure.body), request_id)
             return
+        if buffered.streaming:
+            return
         await self._send_signed(send, buffered.status_code, buffered.headers, bytes(buffered.body), request_id)
+
+    def _signed_stream_headers(self, start: Message, request_id: str) -> list[tuple[bytes, bytes]]:
+        headers = HeaderFields.from_raw(start.get("headers", []))
+        headers[REQUEST_ID_HEADER] = request_id
+        self._signer.sign_headers(int(start["status"]), headers)
+        return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
     async def _authenticate(self, scope: Scope, receive: Receive, request_id: str) -> tuple[Response | None, Receive]:
         body, receive = await _read_body(receive)

@@ -34,7 +34,7 @@ from tianpay.entrypoints.cashier.routes import MAX_FORM_BYTES
 from tianpay.entrypoints.gateway_wiring import gateway_settings
 from tianpay.entrypoints.quick_pay_wiring import quick_pay_settings
 from tianpay.ports.channels import RedirectForm
-from tianpay.services import card_bindings, mandates, members, wallet
+from tianpay.services import card_bindings, mandates, members, payouts, wallet
 from tianpay.services.card_bindings import BindingApplication
 from tianpay.services.gateway import pay_at_bank
 from tianpay.services.pii import PiiKind, phone_fingerprint, reveal, seal_phone
@@ -50,6 +50,9 @@ _EVENT_NAMES: Final[Mapping[str, str]] = {
     "wallet_top_up.succeeded": "充值",
     "payment.succeeded": "支付",
     "refund.succeeded": "退款",
+    "payout.submitted": "提现",
+    "payout.failed": "提现失败退回",
+    "payout.returned": "提现退票退回",
 }
 # What a payer reads for the errors these pages meet most; any other shows the domain's message.
 _MESSAGES_ZH: Final[Mapping[str, str]] = {
@@ -75,6 +78,10 @@ _MESSAGES_ZH: Final[Mapping[str, str]] = {
     "sms_code_incorrect": "短信验证码错误",
     "sms_code_too_many_tries": "验证码错误次数过多，请重新获取",
     "login_failed": "手机号或登录密码错误",
+}
+_WITHDRAWAL_STATUS_ZH: Final[Mapping[str, str]] = {
+    "created": "处理中", "processing": "处理中", "succeeded": "已到账", "failed": "失败（已退回钱包）",
+    "returned": "银行退票（已退回钱包）",
 }
 _MANDATE_STATUS_ZH: Final[Mapping[str, str]] = {
     "applied": "待确认", "active": "生效中", "failed": "签约失败", "revoked": "已解约", "expired": "已过期",
@@ -331,6 +338,39 @@ async def top_up_done(top_up_id: str, request: Request, container: ContainerDep)
     if top_up.then_pay_payment_id is not None:
         return _see(f"/cashier/{top_up.then_pay_payment_id}/result")
     return _see("/wallet")
+
+
+# ---- withdrawal to a bound card (docs/wallet.md "Withdrawals") ----------------------------------------------
+
+
+@router.get("/withdraw")
+def withdraw_page(request: Request, container: ContainerDep) -> Response:
+    member = _member(container, request)
+    if member is None:
+        return _to_login("/wallet/withdraw")
+    return _withdraw_page(request, container, member)
+
+
+@router.post("/withdraw")
+async def withdraw(request: Request, container: ContainerDep) -> Response:
+    """Withdraws to a bound card, confirmed with the payment password; the worker sends it to the bank."""
+    member = _member(container, request)
+    fields = await _form(request)
+    if member is None or not _csrf_ok(container, request, fields):
+        return _forbidden(request, container)
+    amount = _yuan_to_money(fields.get("amount", ""))
+    if amount is None:
+        return _withdraw_page(request, container, member, status_code=400, error=_Notice("请输入有效的金额"))
+    try:
+        await run_in_threadpool(
+            lambda: payouts.request_withdrawal(
+                container.uow, container.member_tools, container.channels, member.id,
+                card_id=fields.get("card_id", ""), amount=amount, payment_password=fields.get("payment_password", ""),
+            )
+        )
+    except DomainError as refused:
+        return _withdraw_page(request, container, member, status_code=400, error=refused)
+    return _see("/wallet/withdraw")
 
 
 # ---- paying a payment from the wallet (reached from the cashier) ---------------------------------------------
@@ -597,6 +637,19 @@ def _top_up_page(
         request, container, "top_up.html", member, status_code=status_code, error=error,
         banks=container.channels.online_banking_banks(),
         cards=card_bindings.cards_of(container.uow, member.id, merchant_id=None),
+    )
+
+
+def _withdraw_page(
+    request: Request, container: Container, member: Member, *, status_code: int = 200,
+    error: DomainError | _Notice | None = None,
+) -> Response:
+    return _page(
+        request, container, "withdraw.html", member, status_code=status_code, error=error,
+        balance=wallet.wallet_balance(container.uow, member.id),
+        cards=card_bindings.cards_of(container.uow, member.id, merchant_id=None),
+        withdrawals=payouts.withdrawals_of(container.uow, member.id),
+        status_name=lambda status: _WITHDRAWAL_STATUS_ZH.get(status, status),
     )
 
 

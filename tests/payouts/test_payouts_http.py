@@ -1,0 +1,328 @@
+"""Payouts end to end over HTTP, on both databases: a real platform server, the real bank world
+(HBB, JHB, BCB), the signed merchant API, the bank's notices to ``/channels/{bank}/notify``, and a
+member's withdrawal through the wallet pages. The worker's payout jobs run in the test's thread."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import requests
+
+from tests.api.rfc9421_client import MerchantCredentials, PlatformKey, SignedClient
+from tests.conftest import BACKENDS, _DatabaseFactory
+from tests.gateway.conftest import BANK_TIMEOUT_S, form_ending, now_clock, wait_until
+from tests.gateway.test_gateway_http import _Server
+from tests.payouts.conftest import LI_NA_JHB, SHOP_BCB, WANG_FANG_HBB, PayoutWorld
+from tianpay.adapters.clock import SettableClock
+from tianpay.bootstrap import Container, build_container
+from tianpay.config import Settings
+from tianpay.domain.ledger import JournalEntry, bank_reserve, credit, debit, merchant_available
+from tianpay.domain.money import Money
+from tianpay.domain.posting_rules import wallet_top_up_succeeded
+from tianpay.entrypoints.api.app import create_app
+from tianpay.entrypoints.worker import payout_jobs
+from tianpay.services import payouts
+from tianpay.services.merchants import KeyRequest, KeyTools, NewMerchant, create_merchant
+
+pytestmark = pytest.mark.e2e
+
+FUNDS_MINOR = 5_000_000
+# 王芳 (BANKS.md "Test customers"): she signs up for a wallet and withdraws to her HBB card.
+WANG_FANG_ID = "12010119900725002X"
+WANG_FANG_PHONE = "13800138002"
+WALLET_PHONE = "13700137022"
+LOGIN_PASSWORD = "abc12345"
+PAYMENT_PASSWORD = "135790"
+
+
+@dataclass
+class Platform:
+    base_url: str
+    container: Container
+    clock: SettableClock
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def platform(request: pytest.FixtureRequest, database_factory: _DatabaseFactory, payout_data_dir: Path
+             ) -> Iterator[Platform]:
+    database_url = database_factory.sqlite() if request.param == "sqlite" else database_factory.postgresql()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    clock = now_clock()
+    settings = Settings(
+        data_dir=payout_data_dir, database_url=database_url, public_base_url=base_url, bank_timeout_s=BANK_TIMEOUT_S,
+        dev_sms_outbox=True, argon2_time_cost=1, argon2_memory_cost_kib=64, argon2_parallelism=1,
+    )
+    container = build_container(settings, clock=clock)
+    server = _Server(sock, create_app(container))
+    server.start()
+    try:
+        yield Platform(base_url, container, clock)
+    finally:
+        server.stop()
+        sock.close()
+        container.close()
+
+
+@pytest.fixture(scope="module")
+def shop(platform: Platform) -> Iterator[SignedClient]:
+    """A merchant with a signed client and ¥50,000 in its available balance."""
+    container = platform.container
+    tools = KeyTools(container.ids, container.clock, container.key_issuer, container.vault)
+    created = create_merchant(container.uow, tools, NewMerchant("津门好物商城", KeyRequest(), None, 60))
+    assert created.key.private_key_path is not None
+    with container.uow() as uow:
+        amount = Money.cny(FUNDS_MINOR)
+        uow.ledger.post(JournalEntry(
+            "test.available_funded", created.merchant_id,
+            (debit(bank_reserve("BCB"), amount), credit(merchant_available(created.merchant_id), amount)),
+        ))
+        uow.commit()
+    credentials = MerchantCredentials(
+        merchant_id=created.merchant_id, key_id=created.key.key_id,
+        private_key_pem=created.key.private_key_path.read_bytes(), webhook_secret=created.webhook_secret,
+        algorithm=created.key.algorithm.value, hmac_secret=created.key.hmac_secret,
+    )
+    key = container.platform_key
+    client = SignedClient(platform.base_url, credentials, PlatformKey(key.key_id, key.public_key_pem.encode()),
+                          requests.Session())
+    yield client
+    client.session.close()
+
+
+def run_payout_jobs(platform: Platform) -> dict[str, int]:
+    return {job.name: job.run_once(platform.container.clock.now()) for job in payout_jobs(platform.container)}
+
+
+def payout_body(number: str, minor: int, payee: tuple[str, str, str]) -> dict[str, Any]:
+    bank, account_no, name = payee
+    return {"out_payout_no": number, "amount": minor, "currency": "CNY", "purpose": "货款结算",
+            "account": {"bank": bank, "account_no": account_no, "account_name": name}}
+
+
+def status_of(shop: SignedClient, payout_id: str) -> str:
+    return str(shop.get(f"/v1/payouts/{payout_id}").json()["status"])
+
+
+def test_a_merchant_payout_is_answered_masked_batched_and_sent(
+    platform: Platform, shop: SignedClient, payout_world: PayoutWorld
+) -> None:
+    before = payout_world.balance("HBB", WANG_FANG_HBB[1])
+    body = payout_body("API-P-1", 23_400, WANG_FANG_HBB)
+    created = shop.post("/v1/payouts", json=body)
+    assert created.status_code == 201, created.text
+    payout = created.json()
+    assert payout["status"] == "created"
+    assert payout["bank"] == "HBB"
+    assert payout["account"] == {"bank": "HBB", "account_no_masked": "621799*********0022", "account_name": "王芳"}
+    assert WANG_FANG_HBB[1] not in created.text
+    repeat = shop.post("/v1/payouts", json=body)
+    assert repeat.status_code == 201
+    assert repeat.headers["Idempotent-Replayed"] == "true"
+    assert repeat.json()["id"] == payout["id"]
+    conflict = shop.post("/v1/payouts", json={**body, "amount": 23_401})
+    assert conflict.status_code == 409
+    assert conflict.json()["error"]["code"] == "idempotency_conflict"
+    assert run_payout_jobs(platform)["payout_dispatch"] >= 1
+    wait_until(lambda: status_of(shop, payout["id"]) == "succeeded", what="the payout succeeded")
+    assert payout_world.balance("HBB", WANG_FANG_HBB[1]) == before + 23_400
+    shown = shop.get(f"/v1/payouts/{payout['id']}").json()
+    assert shown["batch_id"].startswith("pob_")
+    assert shown["succeeded_at"]
+    listed = shop.get("/v1/payouts?limit=5").json()
+    assert payout["id"] in [p["id"] for p in listed["data"]]
+
+
+def test_a_payout_whose_answer_was_lost_is_completed_by_the_banks_notice_without_a_query(
+    platform: Platform, shop: SignedClient, payout_world: PayoutWorld
+) -> None:
+    before = payout_world.balance("HBB", WANG_FANG_HBB[1])
+    payout = shop.post("/v1/payouts", json=payout_body("API-P-96", 10_096, WANG_FANG_HBB)).json()
+    dispatched = {job.name: job for job in payout_jobs(platform.container)}["payout_dispatch"]
+    assert dispatched.run_once(platform.clock.now()) == 1
+    # Magic 96: HBB moved the money but its answer never came; its notice to /channels/HBB/payouts/notify does.
+    wait_until(lambda: status_of(shop, payout["id"]) == "succeeded", what="the notice recorded")
+    events = [t.event for t in payouts.payout_transitions_of(platform.container.uow, payout["id"])]
+    # The notice may come before or after the submit's timeout was recorded as unknown.
+    assert events[:2] == ["created", "batched"]
+    assert events[-1] == "succeeded"
+    batch_id = shop.get(f"/v1/payouts/{payout['id']}").json()["batch_id"]
+    with platform.container.uow() as uow:
+        batch = uow.payouts.get_batch(batch_id)
+    assert batch is not None
+    assert batch.query_count == 0
+    assert payout_world.balance("HBB", WANG_FANG_HBB[1]) == before + 10_096
+
+
+def test_a_payout_beyond_the_available_balance_is_refused_with_insufficient_balance(
+    platform: Platform, shop: SignedClient
+) -> None:
+    refused = shop.post("/v1/payouts", json=payout_body("API-P-BIG", FUNDS_MINOR + 1, WANG_FANG_HBB))
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "insufficient_balance"
+    assert shop.get("/v1/payouts?limit=100").json()["data"][0]["out_payout_no"] != "API-P-BIG"
+
+
+def test_a_payout_to_the_settlement_account_needs_one_to_be_set(shop: SignedClient) -> None:
+    refused = shop.post("/v1/payouts", json={"out_payout_no": "API-P-STL", "amount": 100, "currency": "CNY",
+                                             "purpose": "提现", "to_settlement_account": True})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "payee_account_invalid"
+    both = shop.post("/v1/payouts", json={**payout_body("API-P-BOTH", 100, WANG_FANG_HBB),
+                                          "to_settlement_account": True})
+    assert both.status_code == 400
+
+
+def test_a_merchant_payout_to_its_bcb_account_arrives_there(
+    platform: Platform, shop: SignedClient, payout_world: PayoutWorld
+) -> None:
+    assert "BCB" in platform.container.channels.payout_banks(), "the BCB payout adapter is not registered yet"
+    before = payout_world.balance("BCB", SHOP_BCB[1])
+    payout = shop.post("/v1/payouts", json=payout_body("API-P-BCB", 45_600, SHOP_BCB)).json()
+    assert payout["bank"] == "BCB"
+    run_payout_jobs(platform)
+    wait_until(lambda: _settle(platform, shop, payout["id"]) == "succeeded", what="the BCB payout succeeded")
+    assert payout_world.balance("BCB", SHOP_BCB[1]) == before + 45_600
+
+
+def test_a_cross_bank_payout_to_a_jhb_account_arrives_through_bcb_and_the_clearing(
+    platform: Platform, shop: SignedClient, payout_world: PayoutWorld
+) -> None:
+    assert "BCB" in platform.container.channels.payout_banks(), "the BCB payout adapter is not registered yet"
+    before = payout_world.balance("JHB", LI_NA_JHB[1])
+    payout = shop.post("/v1/payouts", json=payout_body("API-P-JHB", 7_800, LI_NA_JHB)).json()
+    assert payout["bank"] == "BCB"
+    run_payout_jobs(platform)
+    wait_until(lambda: _settle(platform, shop, payout["id"]) == "succeeded", what="the cross-bank payout succeeded")
+    wait_until(lambda: payout_world.balance("JHB", LI_NA_JHB[1]) == before + 7_800, what="李娜 credited at JHB")
+
+
+def test_a_cross_bank_payout_to_the_wrong_name_bounces_and_the_money_comes_back(
+    platform: Platform, shop: SignedClient
+) -> None:
+    assert "BCB" in platform.container.channels.payout_banks(), "the BCB payout adapter is not registered yet"
+    balance_before = shop.get("/v1/balance").json()
+    payout = shop.post("/v1/payouts", json=payout_body("API-P-RET", 6_600, ("JHB", LI_NA_JHB[1], "王五"))).json()
+    run_payout_jobs(platform)
+    # BCB answers 0000, then the receiving bank returns it and BCB posts 300001 to /channels/BCB/payouts/notify.
+    wait_until(lambda: _settle(platform, shop, payout["id"]) == "returned", what="the payout bounced")
+    shown = shop.get(f"/v1/payouts/{payout['id']}").json()
+    assert shown["returned_at"]
+    assert shown["succeeded_at"]
+    assert shop.get("/v1/balance").json() == balance_before
+    with platform.container.uow() as uow:
+        assert uow.ledger.verify() is None
+
+
+def _settle(platform: Platform, shop: SignedClient, payout_id: str) -> str:
+    """The payout's status after one more query round, for banks that answer by query only."""
+    status = status_of(shop, payout_id)
+    if status in ("processing", "created"):
+        platform.clock.advance(__import__("datetime").timedelta(minutes=3))
+        run_payout_jobs(platform)
+        status = status_of(shop, payout_id)
+    return status
+
+
+# ---- a member's withdrawal through the wallet pages ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser(platform: Platform) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=platform.base_url, timeout=15.0, follow_redirects=True) as client:
+        yield client
+
+
+def _platform_sms(browser: httpx.Client, phone: str) -> str:
+    messages = browser.get("/wallet/_dev/sms", params={"phone": phone}).json()["messages"]
+    found = re.search(r"\d{6}", messages[0]["text"])
+    assert found is not None
+    return found.group(0)
+
+
+def _bank_sms(payout_world: PayoutWorld, bank: str, phone: str) -> str:
+    return str(httpx.get(payout_world.urls[bank] + "/_sim/sms", params={"phone": phone}, timeout=10).json()[0]["code"])
+
+
+def test_a_member_withdraws_from_the_wallet_to_a_bound_card_with_the_payment_password(
+    platform: Platform, browser: httpx.Client, payout_world: PayoutWorld
+) -> None:
+    form = form_ending(browser.get("/wallet/register"), "/wallet/register/code")
+    register = form_ending(browser.post(form.action, data={**form.fields, "phone": WALLET_PHONE}), "/wallet/register")
+    signed_up = browser.post(register.action, data={
+        **register.fields, "sms_code": _platform_sms(browser, WALLET_PHONE), "login_password": LOGIN_PASSWORD,
+    })
+    real_name = form_ending(signed_up, "/wallet/real-name")
+    browser.post(real_name.action, data={**real_name.fields, "name": "王芳", "id_number": WANG_FANG_ID})
+    apply = form_ending(browser.get("/wallet/cards"), "/wallet/cards")
+    code_page = browser.post(apply.action, data={
+        **apply.fields, "card_number": WANG_FANG_HBB[1], "phone": WANG_FANG_PHONE,
+    })
+    confirm = form_ending(code_page, "/confirm")
+    after_bind = browser.post(confirm.action, data={
+        **confirm.fields, "sms_code": _bank_sms(payout_world, "HBB", WANG_FANG_PHONE),
+    })
+    password = form_ending(after_bind, "/wallet/payment-password")
+    browser.post(password.action, data={
+        **password.fields, "payment_password": PAYMENT_PASSWORD, "payment_password_again": PAYMENT_PASSWORD,
+    })
+    member_id = _member_id(platform)
+    with platform.container.uow() as uow:
+        uow.ledger.post(wallet_top_up_succeeded(top_up_id="test-top-up", member_id=member_id, bank="HBB",
+                                                amount=Money.cny(50_000)))
+        uow.commit()
+    card_before = payout_world.balance("HBB", WANG_FANG_HBB[1])
+
+    page = browser.get("/wallet/withdraw")
+    assert "621799*********0022" in page.text
+    assert WANG_FANG_HBB[1] not in page.text
+    withdraw = form_ending(page, "/wallet/withdraw")
+    (card_id,) = withdraw.choices["card_id"]
+    withdraw.fields["card_id"] = card_id
+    wrong = browser.post(withdraw.action, data={**withdraw.fields, "amount": "100.00", "payment_password": "999999"})
+    assert wrong.status_code == 400
+    assert "支付密码错误" in wrong.text
+    too_much = browser.post(withdraw.action, data={**withdraw.fields, "amount": "600.00",
+                                                   "payment_password": PAYMENT_PASSWORD})
+    assert too_much.status_code == 400
+    assert "余额不足" in too_much.text
+    done = browser.post(withdraw.action, data={**withdraw.fields, "amount": "120.00",
+                                               "payment_password": PAYMENT_PASSWORD})
+    assert done.status_code == 200
+    assert "¥380.00" in done.text
+    (withdrawal,) = payouts.withdrawals_of(platform.container.uow, member_id)
+    assert withdrawal.bank == "HBB"
+    assert withdrawal.account_sealed is None
+    run_payout_jobs(platform)
+    wait_until(lambda: payouts.withdrawals_of(platform.container.uow, member_id)[0].status.value == "succeeded",
+               what="the withdrawal succeeded")
+    assert payout_world.balance("HBB", WANG_FANG_HBB[1]) == card_before + 12_000
+    assert "已到账" in browser.get("/wallet/withdraw").text
+    assert "提现" in browser.get("/wallet/history").text
+
+
+def _member_id(platform: Platform) -> str:
+    from tianpay.services.pii import phone_fingerprint
+
+    with platform.container.uow() as uow:
+        member = uow.members.by_phone_fingerprint(phone_fingerprint(platform.container.member_tools.cipher,
+                                                                     WALLET_PHONE))
+    assert member is not None
+    return member.id
+
+
+def test_the_payout_notice_address_refuses_what_does_not_verify_and_banks_without_payouts(platform: Platform) -> None:
+    with httpx.Client(base_url=platform.base_url, timeout=10.0) as client:
+        forged = client.post("/channels/HBB/payouts/notify", content=b"txnType=12&orderId=pyo1&respCode=00",
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert (forged.status_code, forged.text) == (500, "fail")
+        assert client.post("/channels/JHB/payouts/notify", content=b"{}").status_code == 404

@@ -1,0 +1,226 @@
+"""Reconciliation end to end: real payments at the simulated HBB and JHB, their real statements, both databases.
+
+The bank world runs in a subprocess (tests/gateway/conftest.py) and the platform meets it over
+loopback HTTP only. A day of traffic (a plain payment, a lost notification, magic 98, and a day-cut
+item, magic 93) is paid on the bank's pages; the banks' clock then ends the day, the platform
+downloads the statement through the real adapter and reconciles it, then the next day's. Nothing
+is left unexplained, the lost payment is made good, and the bank's reserve moved exactly as
+``bank:B:reserve`` did.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from tests.gateway import conftest as world
+from tests.gateway.conftest import (
+    BankWorld,
+    add_merchant,
+    form_ending,
+    gateway_settings_for,
+    new_payment,
+    pay_on_hbb_pages,
+    pay_on_jhb_pages,
+    resp_codes_on,
+)
+from tests.payments.conftest import assert_ledger_sound, events_of
+from tianpay.adapters.clock import SettableClock
+from tianpay.adapters.ids import UlidGenerator
+from tianpay.channels.registry import ChannelRegistry
+from tianpay.domain.ledger import bank_reserve
+from tianpay.domain.payment import AttemptStatus, PaymentStatus
+from tianpay.domain.reconciliation import SHANGHAI
+from tianpay.entrypoints.cli import app
+from tianpay.ports.unit_of_work import UnitOfWorkFactory
+from tianpay.services.gateway import Applied, handle_front_return, nudge_payment, pay_at_bank
+from tianpay.services.reconciliation import ReconciliationPolicy, exceptions_of, finished_banks, reconcile
+
+pytestmark = pytest.mark.e2e
+
+bank_world, onboarded_dir, channels = world.bank_world, world.onboarded_dir, world.channels
+
+HBB_RESERVE = "6217990000000000998"
+JHB_RESERVE = "6227990000000000997"
+# Notifications go to a closed port: what the platform learns, it learns from the payer's browser
+# (HBB's signed front return) or, for the lost one, from the statement.
+SETTINGS = gateway_settings_for("http://127.0.0.1:9")
+FORM = "application/x-www-form-urlencoded"
+
+
+def _bank_now(bank_world: BankWorld) -> datetime:
+    clock = httpx.get(bank_world.urls["HBB"] + "/_sim/clock", timeout=10).json()
+    return datetime.fromisoformat(clock["now"])
+
+
+def _move_banks_to(bank_world: BankWorld, moment: datetime) -> None:
+    for url in bank_world.urls.values():
+        httpx.post(url + "/_sim/clock", json={"now": moment.isoformat()}, timeout=10).raise_for_status()
+
+
+@pytest.fixture
+def day(bank_world: BankWorld) -> date:
+    """A fresh business day at the banks, later than any an earlier test used: 10:00 in Shanghai."""
+    fresh = _bank_now(bank_world).astimezone(SHANGHAI).date() + timedelta(days=2)
+    _move_banks_to(bank_world, datetime(fresh.year, fresh.month, fresh.day, 10, tzinfo=SHANGHAI))
+    return fresh
+
+
+@pytest.fixture
+def clock(bank_world: BankWorld, day: date) -> SettableClock:
+    # The platform's clock follows the banks' (txnTime, payTimeout are checked against it).
+    return SettableClock(_bank_now(bank_world).astimezone(UTC))
+
+
+@pytest.fixture
+def browser() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10.0, follow_redirects=True) as client:
+        yield client
+
+
+def _reserve(uow_factory: UnitOfWorkFactory) -> int:
+    with uow_factory() as uow:
+        uow.ledger.ensure_accounts([bank_reserve("HBB")])
+        return uow.ledger.balance("bank:HBB:reserve").minor
+
+
+def _pay(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    browser: httpx.Client, merchant_id: str, amount_minor: int, *, return_to_platform: bool,
+) -> tuple[str, str]:
+    payment = new_payment(uow_factory, clock, ids, merchant_id, amount_minor)
+    form = pay_at_bank(uow_factory, clock, ids, channels, SETTINGS, payment.id, "HBB")
+    page = pay_on_hbb_pages(browser, (form.url, dict(form.fields)))
+    assert resp_codes_on(page) == ["00"]
+    with uow_factory() as uow:
+        (attempt,) = uow.payments.attempts_of(payment.id)
+    if return_to_platform:
+        body = urlencode(form_ending(page, "").fields)
+        applied = handle_front_return(uow_factory, clock, ids, channels, payment.id, attempt.id, body.encode(), FORM)
+        assert applied is Applied.RECORDED
+    return payment.id, attempt.id
+
+
+def test_a_day_at_hbb_reconciles_to_zero_differences_and_the_reserve_matches_the_ledger(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    bank_world: BankWorld, browser: httpx.Client, day: date, tmp_path: Path, onboarded_dir: Path, db_url: str,
+) -> None:
+    merchant_id = add_merchant(uow_factory, clock, "mch_RECON")
+    reserve_at_start = bank_world.balance("HBB", HBB_RESERVE)
+    plain, _ = _pay(uow_factory, clock, ids, channels, browser, merchant_id, 12_300, return_to_platform=True)
+    lost, lost_attempt = _pay(uow_factory, clock, ids, channels, browser, merchant_id, 10_098, return_to_platform=False)
+    late, _ = _pay(uow_factory, clock, ids, channels, browser, merchant_id, 10_093, return_to_platform=True)
+    with uow_factory() as uow:
+        # Nothing has resolved the lost one: no notification came and the re-query job did not run.
+        attempt = uow.payments.get_attempt(lost_attempt)
+    assert attempt is not None
+    assert attempt.status is AttemptStatus.PROCESSING
+    policy = ReconciliationPolicy(statements_dir=tmp_path / "statements", chunk_lines=2)
+
+    next_day = day + timedelta(days=1)
+    _move_banks_to(bank_world, datetime(next_day.year, next_day.month, next_day.day, 10, tzinfo=SHANGHAI))
+    clock.advance(timedelta(days=1))
+    first = reconcile(uow_factory, clock, ids, channels, "HBB", day, policy=policy, worker_id="w1")
+
+    assert first.status == "finished", first.detail
+    assert first.summary["made_good"] == 1
+    assert first.summary["matched"] >= 1
+    assert first.summary["parked"] == 1
+    assert first.summary["exceptions"] == 0
+    with uow_factory() as uow:
+        made_good = uow.payments.get(lost)
+    assert made_good is not None
+    assert made_good.status is PaymentStatus.SUCCEEDED
+    assert [e.data["id"] for e in events_of(uow_factory, merchant_id) if e.type == "payment.succeeded"].count(lost) == 1
+
+    day_after = day + timedelta(days=2)
+    _move_banks_to(bank_world, datetime(day_after.year, day_after.month, day_after.day, 10, tzinfo=SHANGHAI))
+    clock.advance(timedelta(days=1))
+    second = reconcile(uow_factory, clock, ids, channels, "HBB", next_day, policy=policy, worker_id="w1")
+
+    assert second.status == "finished", second.detail
+    assert second.summary["matched_cross_day"] == 1
+    assert second.summary["exceptions"] == 0
+    assert second.summary["short"] == 0
+    assert exceptions_of(uow_factory) == []
+    assert finished_banks(uow_factory, day) == frozenset({"HBB"}) == finished_banks(uow_factory, next_day)
+    assert_ledger_sound(uow_factory)
+    # The ledger's reserve moved exactly as the bank's did: payments in, the bank's charges out.
+    assert bank_world.balance("HBB", HBB_RESERVE) - reserve_at_start == _reserve(uow_factory)
+    assert {plain, late} <= {e.data["id"] for e in events_of(uow_factory, merchant_id)}
+
+    again = reconcile(uow_factory, clock, ids, channels, "HBB", day, policy=policy, worker_id="w2")
+    assert again.status == "already_finished"
+    assert again.summary == first.summary
+    assert bank_world.balance("HBB", HBB_RESERVE) - reserve_at_start == _reserve(uow_factory)
+
+    # The command line reruns the same finished date: exit 0, the same summary, nothing moves.
+    cli = CliRunner().invoke(
+        app, ["reconcile", "--bank", "HBB", "--date", day.isoformat(), "--data-dir", str(onboarded_dir), "--json"],
+        env={"TIANPAY_DATABASE_URL": db_url},
+    )
+    assert cli.exit_code == 0, cli.output
+    printed = json.loads(cli.stdout.strip().splitlines()[-1])
+    assert printed["status"] == "already_finished"
+    assert printed["made_good"] == 1
+    assert printed["parked"] == 1
+    assert bank_world.balance("HBB", HBB_RESERVE) - reserve_at_start == _reserve(uow_factory)
+
+
+def _pay_at_jhb(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    browser: httpx.Client, merchant_id: str, amount_minor: int, *, ask_the_bank: bool,
+) -> str:
+    payment = new_payment(uow_factory, clock, ids, merchant_id, amount_minor)
+    form = pay_at_bank(uow_factory, clock, ids, channels, SETTINGS, payment.id, "JHB")
+    # JHB's pages answer with 303s the payer's browser follows by hand.
+    with httpx.Client(timeout=10.0, follow_redirects=False) as bank_browser:
+        assert pay_on_jhb_pages(bank_browser, form.url, dict(form.fields)).status_code == 303
+    if ask_the_bank:
+        # The payer's "check again": a query of this payment only (the re-query job never runs here).
+        assert nudge_payment(uow_factory, clock, ids, channels, SETTINGS, payment.id) == 1
+    return payment.id
+
+
+def test_a_day_at_jhb_makes_the_lost_payment_good_and_matches_the_late_one_the_next_day(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    bank_world: BankWorld, browser: httpx.Client, day: date, tmp_path: Path,
+) -> None:
+    merchant_id = add_merchant(uow_factory, clock, "mch_RECON_J")
+    reserve_at_start = bank_world.balance("JHB", JHB_RESERVE)
+    plain = _pay_at_jhb(uow_factory, clock, ids, channels, browser, merchant_id, 23_400, ask_the_bank=True)
+    lost = _pay_at_jhb(uow_factory, clock, ids, channels, browser, merchant_id, 20_098, ask_the_bank=False)
+    _pay_at_jhb(uow_factory, clock, ids, channels, browser, merchant_id, 20_093, ask_the_bank=True)
+    with uow_factory() as uow:
+        states = {p: found.status for p in (plain, lost) if (found := uow.payments.get(p)) is not None}
+    # Nothing has resolved the lost one: no notification came and nobody asked the bank.
+    assert states == {plain: PaymentStatus.SUCCEEDED, lost: PaymentStatus.PROCESSING}
+    policy = ReconciliationPolicy(statements_dir=tmp_path / "statements")
+
+    for offset in (1, 2):
+        later = day + timedelta(days=offset)
+        _move_banks_to(bank_world, datetime(later.year, later.month, later.day, 10, tzinfo=SHANGHAI))
+        clock.advance(timedelta(days=1))
+    first = reconcile(uow_factory, clock, ids, channels, "JHB", day, policy=policy, worker_id="w1")
+    second = reconcile(uow_factory, clock, ids, channels, "JHB", day + timedelta(days=1), policy=policy, worker_id="w1")
+
+    assert first.status == "finished", first.detail
+    assert (first.summary["made_good"], first.summary["parked"], first.summary["exceptions"]) == (1, 1, 0)
+    assert second.status == "finished", second.detail
+    assert (second.summary["matched_cross_day"], second.summary["exceptions"]) == (1, 0)
+    with uow_factory() as uow:
+        made_good = uow.payments.get(lost)
+    assert made_good is not None
+    assert made_good.status is PaymentStatus.SUCCEEDED
+    assert_ledger_sound(uow_factory)
+    with uow_factory() as uow:
+        uow.ledger.ensure_accounts([bank_reserve("JHB")])
+        ledger_reserve = uow.ledger.balance("bank:JHB:reserve").minor
+    assert bank_world.balance("JHB", JHB_RESERVE) - reserve_at_start == ledger_reserve

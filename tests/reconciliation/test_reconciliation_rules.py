@@ -1,0 +1,195 @@
+"""The pure reconciliation rules: every classification case, parking, and what each outcome books."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from tianpay.domain.errors import UnbalancedEntry
+from tianpay.domain.ledger import check_balanced, net_by_account
+from tianpay.domain.reconciliation import (
+    IllegalResolution,
+    LineKind,
+    Outcome,
+    PlatformRecord,
+    RecordKind,
+    RecordState,
+    ResolutionAction,
+    business_date_of,
+    business_day_bounds,
+    judge_absent_record,
+    judge_line,
+    line_difference_entry,
+    record_state,
+    resolution_entry,
+    short_entry,
+    suspense_of,
+)
+
+
+def attempt(state: RecordState, amount_minor: int = 10_000, *, parked: bool = False) -> PlatformRecord:
+    return PlatformRecord(RecordKind.ATTEMPT, "att_1", state, amount_minor, parked)
+
+
+def test_a_collection_line_for_a_succeeded_attempt_of_the_same_amount_matches() -> None:
+    assert judge_line(LineKind.COLLECTION, 10_000, attempt(RecordState.SUCCEEDED)).outcome is Outcome.MATCHED
+
+
+def test_a_line_for_a_record_parked_on_an_earlier_date_matches_across_days() -> None:
+    judged = judge_line(LineKind.COLLECTION, 10_000, attempt(RecordState.SUCCEEDED, parked=True))
+    assert judged.outcome is Outcome.MATCHED_CROSS_DAY
+
+
+def test_a_different_amount_is_a_mismatch_of_bank_minus_platform() -> None:
+    judged = judge_line(LineKind.COLLECTION, 9_900, attempt(RecordState.SUCCEEDED))
+    assert (judged.outcome, judged.difference_minor) == (Outcome.AMOUNT_MISMATCH, -100)
+
+
+def test_a_line_for_an_attempt_still_in_flight_is_made_good() -> None:
+    assert judge_line(LineKind.COLLECTION, 10_000, attempt(RecordState.IN_FLIGHT)).outcome is Outcome.MADE_GOOD
+
+
+def test_an_in_flight_attempt_with_another_amount_cannot_be_made_good_and_is_bank_only() -> None:
+    judged = judge_line(LineKind.COLLECTION, 12_000, attempt(RecordState.IN_FLIGHT))
+    assert (judged.outcome, judged.difference_minor) == (Outcome.BANK_ONLY, 12_000)
+
+
+def test_a_line_for_a_failed_attempt_is_bank_only_for_its_whole_amount() -> None:
+    judged = judge_line(LineKind.COLLECTION, 10_000, attempt(RecordState.FAILED))
+    assert (judged.outcome, judged.difference_minor) == (Outcome.BANK_ONLY_FAILED, 10_000)
+
+
+def test_a_line_naming_nothing_the_platform_has_is_bank_only() -> None:
+    judged = judge_line(LineKind.COLLECTION, 5_000, None)
+    assert (judged.outcome, judged.difference_minor) == (Outcome.BANK_ONLY, 5_000)
+
+
+def test_a_line_whose_kind_does_not_fit_its_record_is_bank_only() -> None:
+    judged = judge_line(LineKind.REFUND, -10_000, attempt(RecordState.SUCCEEDED))
+    assert judged.outcome is Outcome.BANK_ONLY
+
+
+def test_a_second_line_for_the_same_record_is_a_duplicate() -> None:
+    judged = judge_line(LineKind.COLLECTION, 10_000, attempt(RecordState.SUCCEEDED), is_duplicate=True)
+    assert (judged.outcome, judged.difference_minor) == (Outcome.DUPLICATE, 10_000)
+
+
+def test_a_charge_line_is_a_charge_whatever_it_names() -> None:
+    assert judge_line(LineKind.FEE, -100, None).outcome is Outcome.CHARGE
+
+
+def test_a_refund_line_matches_a_succeeded_refund_signed_as_money_out() -> None:
+    refund = PlatformRecord(RecordKind.REFUND, "rfd_1", RecordState.SUCCEEDED, -3_000)
+    assert judge_line(LineKind.REFUND, -3_000, refund).outcome is Outcome.MATCHED
+
+
+def test_a_payout_return_matches_a_returned_payout_and_nothing_else() -> None:
+    returned = PlatformRecord(RecordKind.PAYOUT, "pyo_1", RecordState.RETURNED, -8_000)
+    assert judge_line(LineKind.PAYOUT_RETURN, 8_000, returned).outcome is Outcome.MATCHED
+    assert judge_line(LineKind.PAYOUT_RETURN, 9_000, returned).outcome is Outcome.AMOUNT_MISMATCH
+    assert judge_line(LineKind.PAYOUT, -8_000, returned).outcome is Outcome.MATCHED
+
+
+def test_a_bounce_whose_notice_was_lost_is_made_good_from_the_statement() -> None:
+    paid = PlatformRecord(RecordKind.PAYOUT, "pyo_1", RecordState.SUCCEEDED, -8_000)
+    in_flight = PlatformRecord(RecordKind.PAYOUT, "pyo_1", RecordState.IN_FLIGHT, -8_000)
+    failed = PlatformRecord(RecordKind.PAYOUT, "pyo_1", RecordState.FAILED, -8_000)
+    assert judge_line(LineKind.PAYOUT_RETURN, 8_000, paid).outcome is Outcome.MADE_GOOD
+    assert judge_line(LineKind.PAYOUT_RETURN, 8_000, in_flight).outcome is Outcome.MADE_GOOD
+    assert judge_line(LineKind.PAYOUT_RETURN, 7_000, paid).outcome is Outcome.BANK_ONLY
+    assert judge_line(LineKind.PAYOUT_RETURN, 8_000, failed).outcome is Outcome.BANK_ONLY_FAILED
+
+
+def test_statuses_map_to_reconciliation_states_and_unknown_ones_count_as_in_flight() -> None:
+    assert record_state(RecordKind.ATTEMPT, "processing") is RecordState.IN_FLIGHT
+    assert record_state(RecordKind.ATTEMPT, "succeeded") is RecordState.SUCCEEDED
+    assert record_state(RecordKind.REFUND, "failed") is RecordState.FAILED
+    assert record_state(RecordKind.PAYOUT, "returned") is RecordState.RETURNED
+    assert record_state(RecordKind.PAYOUT, "something_new") is RecordState.IN_FLIGHT
+
+
+def test_an_absent_record_is_parked_first_and_short_once_a_later_date_is_reconciled() -> None:
+    day = date(2026, 11, 26)
+    assert judge_absent_record(parked_on=None, business_date=day) is Outcome.PARKED
+    assert judge_absent_record(parked_on=day, business_date=day) is Outcome.PARKED
+    assert judge_absent_record(parked_on=day, business_date=date(2026, 11, 27)) is Outcome.SHORT
+
+
+def test_business_dates_are_shanghai_dates_cut_at_midnight_there() -> None:
+    assert business_date_of(datetime(2026, 11, 26, 15, 59, 59, tzinfo=UTC)) == date(2026, 11, 26)
+    assert business_date_of(datetime(2026, 11, 26, 16, 0, tzinfo=UTC)) == date(2026, 11, 27)
+    start, end = business_day_bounds(date(2026, 11, 27))
+    assert (start, end) == (datetime(2026, 11, 26, 16, tzinfo=UTC), datetime(2026, 11, 27, 16, tzinfo=UTC))
+
+
+def test_a_surplus_line_debits_the_reserve_and_credits_suspense() -> None:
+    entry = line_difference_entry(bank="HBB", bank_ref="Q1", outcome=Outcome.BANK_ONLY, difference_minor=5_000)
+    assert entry is not None
+    check_balanced(entry.postings)
+    assert net_by_account(entry.postings) == {"bank:HBB:reserve": 5_000, "platform:suspense": -5_000}
+    assert suspense_of(Outcome.BANK_ONLY, 5_000, bank="HBB") == -5_000
+
+
+def test_a_shortfall_line_debits_suspense_and_credits_the_reserve() -> None:
+    entry = line_difference_entry(bank="JHB", bank_ref="Q2", outcome=Outcome.AMOUNT_MISMATCH, difference_minor=-100)
+    assert entry is not None
+    assert net_by_account(entry.postings) == {"bank:JHB:reserve": -100, "platform:suspense": 100}
+
+
+def test_matched_and_made_good_lines_book_nothing_here() -> None:
+    for outcome in (Outcome.MATCHED, Outcome.MADE_GOOD, Outcome.CHARGE):
+        assert line_difference_entry(bank="HBB", bank_ref="Q", outcome=outcome, difference_minor=1) is None
+
+
+def test_the_card_switch_books_nothing_because_it_keeps_no_reserve() -> None:
+    assert line_difference_entry(bank="TCS", bank_ref="R", outcome=Outcome.BANK_ONLY, difference_minor=9) is None
+    assert short_entry(bank="TCS", record_id="att_1", amount_minor=9) is None
+    assert suspense_of(Outcome.SHORT, 9, bank="TCS") == 0
+
+
+def test_a_short_collection_is_taken_back_out_of_the_reserve_into_suspense() -> None:
+    entry = short_entry(bank="HBB", record_id="att_9", amount_minor=10_093)
+    assert entry is not None
+    assert net_by_account(entry.postings) == {"platform:suspense": 10_093, "bank:HBB:reserve": -10_093}
+    assert suspense_of(Outcome.SHORT, 10_093, bank="HBB") == 10_093
+
+
+def test_a_short_refund_is_put_back_into_the_reserve_against_suspense() -> None:
+    entry = short_entry(bank="HBB", record_id="rfd_9", amount_minor=-500)
+    assert entry is not None
+    assert net_by_account(entry.postings) == {"platform:suspense": -500, "bank:HBB:reserve": 500}
+
+
+def test_writing_off_a_shortfall_moves_it_from_suspense_to_bank_cost() -> None:
+    entry = resolution_entry(exception_id="rcx_1", bank="HBB", suspense_minor=700, action=ResolutionAction.WRITE_OFF)
+    assert entry is not None
+    assert net_by_account(entry.postings) == {"platform:bank_cost": 700, "platform:suspense": -700}
+
+
+def test_recovering_a_surplus_pays_it_out_of_the_reserve() -> None:
+    entry = resolution_entry(exception_id="rcx_2", bank="JHB", suspense_minor=-300, action=ResolutionAction.RECOVERED)
+    assert entry is not None
+    assert net_by_account(entry.postings) == {"bank:JHB:reserve": -300, "platform:suspense": 300}
+
+
+def test_dismissal_is_only_for_exceptions_that_left_nothing_in_suspense() -> None:
+    assert resolution_entry(exception_id="rcx_3", bank="TCS", suspense_minor=0, action=ResolutionAction.DISMISS) is None
+    with pytest.raises(IllegalResolution):
+        resolution_entry(exception_id="rcx_3", bank="HBB", suspense_minor=1, action=ResolutionAction.DISMISS)
+    with pytest.raises(IllegalResolution):
+        resolution_entry(exception_id="rcx_3", bank="HBB", suspense_minor=0, action=ResolutionAction.WRITE_OFF)
+
+
+def test_the_same_resolution_always_has_the_same_entry_id_so_a_replay_is_a_no_op() -> None:
+    first = resolution_entry(exception_id="rcx_4", bank="HBB", suspense_minor=5, action=ResolutionAction.WRITE_OFF)
+    again = resolution_entry(exception_id="rcx_4", bank="HBB", suspense_minor=5, action=ResolutionAction.WRITE_OFF)
+    assert first is not None
+    assert again is not None
+    assert first.id == again.id
+
+
+def test_a_zero_difference_books_nothing() -> None:
+    assert line_difference_entry(bank="HBB", bank_ref="Q", outcome=Outcome.BANK_ONLY, difference_minor=0) is None
+    with pytest.raises(UnbalancedEntry):
+        check_balanced(())
