@@ -153,12 +153,12 @@ def load_channels(
     data_dir: Path, *, timeout_s: float = 10.0, clock: Callable[[], datetime] | None = None
 ) -> ChannelRegistry:
     """The adapters of every onboarded bank. ``clock`` is the platform's (it may be moved in demos): the
-    statement and payout adapters date their requests and judge the banks' windows by it."""
+    adapters date their requests and judge the banks' windows (an absent order, an absent refund) by it."""
     now = clock or _utc_now
     registry = ChannelRegistry()
     hbb_config = load_hbb_config(data_dir, timeout_s=timeout_s)
     if hbb_config is not None:
-        hbb = build_hbb_quick_pay_channel(hbb_config)
+        hbb = build_hbb_quick_pay_channel(hbb_config, clock=now)
         registry.online["HBB"] = hbb
         registry.refund["HBB"] = hbb
         registry.quick["HBB"] = hbb
@@ -171,7 +171,7 @@ def load_channels(
         registry._closers.extend((hbb_statement, hbb_payout))
     try:
         jhb_config = config_from_onboarding(data_dir, timeout_s=timeout_s)
-        jhb = build_jhb_direct_debit_channel(jhb_config)
+        jhb = build_jhb_direct_debit_channel(jhb_config, clock=now)
     except OnboardingError:
         jhb = None
     if jhb is not None:
