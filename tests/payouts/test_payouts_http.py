@@ -5,9 +5,7 @@ member's withdrawal through the wallet pages. The worker's payout jobs run in th
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +15,12 @@ import requests
 
 from tests.api.rfc9421_client import MerchantCredentials, PlatformKey, SignedClient
 from tests.conftest import BACKENDS, _DatabaseFactory
-from tests.gateway.conftest import BANK_TIMEOUT_S, form_ending, now_clock, wait_until
-from tests.gateway.test_gateway_http import _Server
+from tests.gateway.conftest import form_ending, wait_until
 from tests.payouts.conftest import LI_NA_JHB, SHOP_BCB, WANG_FANG_HBB, PayoutWorld
-from tianpay.adapters.clock import SettableClock
-from tianpay.bootstrap import Container, build_container
-from tianpay.config import Settings
+from tests.wallet.test_wallet_pages import Platform, live_wallet_platform
 from tianpay.domain.ledger import JournalEntry, bank_reserve, credit, debit, merchant_available
 from tianpay.domain.money import Money
 from tianpay.domain.posting_rules import wallet_top_up_succeeded
-from tianpay.entrypoints.api.app import create_app
 from tianpay.entrypoints.worker import payout_jobs
 from tianpay.services import payouts
 from tianpay.services.merchants import KeyRequest, KeyTools, NewMerchant, create_merchant
@@ -42,35 +36,12 @@ LOGIN_PASSWORD = "abc12345"
 PAYMENT_PASSWORD = "135790"
 
 
-@dataclass
-class Platform:
-    base_url: str
-    container: Container
-    clock: SettableClock
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def platform(request: pytest.FixtureRequest, database_factory: _DatabaseFactory, payout_data_dir: Path
              ) -> Iterator[Platform]:
     database_url = database_factory.sqlite() if request.param == "sqlite" else database_factory.postgresql()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    clock = now_clock()
-    settings = Settings(
-        data_dir=payout_data_dir, database_url=database_url, public_base_url=base_url, bank_timeout_s=BANK_TIMEOUT_S,
-        dev_sms_outbox=True, argon2_time_cost=1, argon2_memory_cost_kib=64, argon2_parallelism=1,
-    )
-    container = build_container(settings, clock=clock)
-    server = _Server(sock, create_app(container))
-    server.start()
-    try:
-        yield Platform(base_url, container, clock)
-    finally:
-        server.stop()
-        sock.close()
-        container.close()
+    with live_wallet_platform(database_url, payout_data_dir) as platform:
+        yield platform
 
 
 @pytest.fixture(scope="module")

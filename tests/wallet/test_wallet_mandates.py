@@ -8,7 +8,6 @@ then at the bank; the payer revoking in JHB's app reaches the platform as a sign
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,6 @@ from sqlalchemy import select
 from tests.bindings.conftest import ZHANG_WEI, bank_sms_code
 from tests.conftest import BACKENDS, _DatabaseFactory
 from tests.gateway.conftest import (
-    BANK_TIMEOUT_S,
     JHB_CARD,
     MERCHANT_NAME,
     BankWorld,
@@ -29,18 +27,13 @@ from tests.gateway.conftest import (
     bank_world,
     form_ending,
     gateway_settings_for,
-    now_clock,
     onboarded_dir,
     wait_until,
 )
-from tests.gateway.test_gateway_http import _Server
-from tests.wallet.test_wallet_pages import Platform
+from tests.wallet.test_wallet_pages import Platform, live_wallet_platform
 from tianpay.adapters.db.tables import events
-from tianpay.bootstrap import build_container
-from tianpay.config import Settings
 from tianpay.domain.mandate import Mandate, MandateStatus, business_date
 from tianpay.domain.money import Money
-from tianpay.entrypoints.api.app import create_app
 from tianpay.ports.channels import DebitOrder, Outcome
 from tianpay.services import mandate_records, mandates, members
 
@@ -53,24 +46,8 @@ MERCHANT = "mch_WMANDATE"
 def platform(request: pytest.FixtureRequest, database_factory: _DatabaseFactory, onboarded_dir: Path
              ) -> Iterator[Platform]:
     database_url = database_factory.sqlite() if request.param == "sqlite" else database_factory.postgresql()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    clock = now_clock()
-    settings = Settings(
-        data_dir=onboarded_dir, database_url=database_url, public_base_url=base_url, bank_timeout_s=BANK_TIMEOUT_S,
-        dev_sms_outbox=True, argon2_time_cost=1, argon2_memory_cost_kib=64, argon2_parallelism=1,
-    )
-    container = build_container(settings, clock=clock)
-    server = _Server(sock, create_app(container))
-    server.start()
-    try:
-        yield Platform(base_url, container, clock)
-    finally:
-        server.stop()
-        sock.close()
-        container.close()
+    with live_wallet_platform(database_url, onboarded_dir) as platform:
+        yield platform
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,13 +60,21 @@ class Platform:
 def platform(request: pytest.FixtureRequest, database_factory: _DatabaseFactory, onboarded_dir: Path
              ) -> Iterator[Platform]:
     database_url = database_factory.sqlite() if request.param == "sqlite" else database_factory.postgresql()
+    with live_wallet_platform(database_url, onboarded_dir) as platform:
+        yield platform
+
+
+@contextmanager
+def live_wallet_platform(database_url: str, data_dir: Path) -> Iterator[Platform]:
+    """The platform on a real loopback HTTP server with the wallet's test settings (SMS outbox on,
+    cheap argon2id), shared by the wallet, mandate and withdrawal page tests."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     clock = now_clock()
     settings = Settings(
-        data_dir=onboarded_dir, database_url=database_url, public_base_url=base_url, bank_timeout_s=BANK_TIMEOUT_S,
+        data_dir=data_dir, database_url=database_url, public_base_url=base_url, bank_timeout_s=BANK_TIMEOUT_S,
         dev_sms_outbox=True, argon2_time_cost=1, argon2_memory_cost_kib=64, argon2_parallelism=1,
     )
     container = build_container(settings, clock=clock)
