@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_cost_kib: int = Field(default=65536, ge=8)
     argon2_parallelism: int = Field(default=4, ge=1)
+    # At most this many argon2id hashes or checks run at once per process (unset: one per CPU), so a
+    # burst of confirmations queues for the cores instead of holding 64 MiB each (docs/performance.md).
+    argon2_max_concurrent: int | None = Field(default=None, ge=1)
     sms_send_limits: str = "1/minute;10/day"
     dev_sms_outbox: bool = False
     member_session_lifetime_s: int = Field(default=12 * 3600, gt=0)
@@ -81,6 +84,16 @@ class Settings(BaseSettings):
     reconciliation_window_days: int = Field(default=3, ge=1)
     reconciliation_retry_s: float = Field(default=300.0, gt=0)
     reconciliation_lease_s: float = Field(default=1800.0, gt=0)
+
+    # Housekeeping (docs/worker.md): how often an idle worker looks for rows past their use, how many
+    # it deletes per table per run, and how long a delivered webhook event stays readable (the event
+    # log, the portal and `resend`). Pending and failed events are never purged.
+    housekeeping_interval_s: float = Field(default=60.0, gt=0)
+    housekeeping_batch_size: int = Field(default=500, ge=1)
+    event_retention_days: int = Field(default=30, ge=1)
+    # A scheduled debit's claim left `claimed` this long is taken over by another worker: longer than
+    # any debit can take (one bank call, bounded by bank_timeout_s), docs/direct-debit.md.
+    debit_claim_lease_s: float = Field(default=900.0, gt=0)
 
     @property
     def resolved_database_url(self) -> str:

@@ -120,6 +120,70 @@ def test_concurrent_wallet_payments_never_overdraw(uow_factory: UnitOfWorkFactor
     assert verify_ledger(uow_factory).is_sound
 
 
+def test_a_refused_overdraft_in_a_unit_of_work_that_commits_leaves_the_merchant_untouched(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    # The merchant's pending balance is written at commit; a post refused halfway must leave nothing
+    # for that commit to write, even when the caller goes on and commits other work.
+    post_entry(uow_factory, top_up("mbr_3", 500, "top_3"))
+    with uow_factory() as uow:
+        with pytest.raises(InsufficientBalance):
+            uow.ledger.post(wallet_payment("mbr_3", 501, "w_3a"))
+        uow.ledger.post(wallet_payment("mbr_3", 200, "w_3b"))
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.ledger.balance("merchant:mch_A:pending") == CNY(200)
+        assert uow.ledger.balance("member:mbr_3:wallet") == CNY(300)
+    assert verify_ledger(uow_factory).is_sound
+
+
+def test_a_balance_read_inside_the_unit_of_work_sees_the_entries_just_posted(uow_factory: UnitOfWorkFactory) -> None:
+    post_entry(uow_factory, top_up("mbr_4", 900, "top_4"))
+    with uow_factory() as uow:
+        uow.ledger.post(wallet_payment("mbr_4", 400, "w_4a"))
+        uow.ledger.post(wallet_payment("mbr_4", 100, "w_4b"))
+        assert uow.ledger.balance("merchant:mch_A:pending") == CNY(500)
+        uow.ledger.post(wallet_payment("mbr_4", 50, "w_4c"))
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.ledger.balance("merchant:mch_A:pending") == CNY(550)
+
+
+def test_an_uncommitted_unit_of_work_writes_no_deferred_balance(uow_factory: UnitOfWorkFactory) -> None:
+    post_entry(uow_factory, top_up("mbr_5", 900, "top_5"))
+    post_entry(uow_factory, wallet_payment("mbr_5", 100, "w_5a"))
+    with uow_factory() as uow:
+        uow.ledger.post(wallet_payment("mbr_5", 400, "w_5b"))
+    with uow_factory() as uow:
+        assert uow.ledger.balance("merchant:mch_A:pending") == CNY(100)
+        assert uow.ledger.balance("member:mbr_5:wallet") == CNY(800)
+    assert verify_ledger(uow_factory).is_sound
+
+
+def test_many_concurrent_payments_to_one_merchant_keep_its_stored_balance_exact(uow_factory: UnitOfWorkFactory) -> None:
+    members = [f"mbr_c{i}" for i in range(12)]
+    for member in members:
+        post_entry(uow_factory, top_up(member, 1_000, f"top_{member}"))
+    errors: list[BaseException] = []
+
+    def pay(member: str) -> None:
+        try:
+            for n in range(5):
+                post_entry(uow_factory, wallet_payment(member, 7 + n, f"{member}_{n}"))
+        except BaseException as exc:  # collected and asserted below, so a thread's failure is seen
+            errors.append(exc)
+
+    threads = [threading.Thread(target=pay, args=(member,)) for member in members]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with uow_factory() as uow:
+        assert uow.ledger.balance("merchant:mch_A:pending") == CNY(len(members) * (7 + 8 + 9 + 10 + 11))
+    assert verify_ledger(uow_factory).is_sound
+
+
 def test_the_database_itself_refuses_an_unbalanced_entry(engine: Engine, uow_factory: UnitOfWorkFactory) -> None:
     post_entry(uow_factory, payment_entry("pay_4", 100, 1))
     with engine.connect() as connection:

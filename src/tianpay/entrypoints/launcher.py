@@ -2,11 +2,15 @@
 
 Children are separate processes (the API server, the worker, the bank simulators) so that each
 behaves exactly as it would in production; the launcher only waits until each answers, prints where
-everything is, and forwards SIGINT/SIGTERM so Ctrl-C stops all of them cleanly.
+everything is, and forwards SIGINT/SIGTERM so Ctrl-C stops all of them cleanly. Each child also
+asks Linux to send it SIGTERM when the launcher dies (``PR_SET_PDEATHSIG``), so even a launcher
+killed with SIGKILL leaves no orphan behind (docs/deploy.md, "Local instance").
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import signal
@@ -28,6 +32,44 @@ STARTUP_TIMEOUT_S = 60.0
 PORTS_PER_INSTANCE = 7
 # DESIGN.md §2: pos-front listens on the platform's port + 5 (the banks take +1 … +4).
 POS_FRONT_PORT_OFFSET = 5
+# prctl(2) option: the signal the kernel sends this process when the thread that forked it exits.
+PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, or None where there is none (macOS, or a libc ctypes cannot find)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        prctl: Callable[..., int] = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+# Resolved once in the parent: looking a library up between fork and exec is not safe.
+_PRCTL = _load_prctl()
+
+
+def die_with_parent_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child receive SIGTERM when this process dies, however it dies.
+
+    The child then stops as on Ctrl-C. If this process died between the fork and the ``prctl`` call,
+    the child was already handed to another parent and would never be signalled, so it stops at once.
+    None where ``prctl`` is absent: there ``tianpay up`` still stops its children on SIGINT/SIGTERM.
+    """
+    prctl = _PRCTL
+    if prctl is None:
+        return None
+    parent_pid = os.getpid()
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent_pid:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return hook
 
 
 @dataclass
@@ -56,6 +98,9 @@ class Supervisor:
             text=True,
             env={**os.environ, **(env or {})},
             start_new_session=True,
+            # The kernel ties the child to the thread that forks it: callers start children from a
+            # thread that lives as long as the launcher (the main thread in ``up`` and ``demo``).
+            preexec_fn=die_with_parent_hook(),
         )
         child = Child(name, process)
         self.children.append(child)
@@ -100,6 +145,10 @@ class Supervisor:
                 return 1
         self.stop()
         return 0
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def read_json_line(stream: IO[str] | None, timeout_s: float = STARTUP_TIMEOUT_S) -> dict[str, str]:
@@ -190,12 +239,24 @@ def platform_argv(command: str, data_dir: Path, *extra: str) -> list[str]:
 
 def up(*, data_dir: Path, host: str, port: int, as_json: bool) -> int:
     """Brings every process up on loopback, prints where they are, and runs until signalled."""
-    supervisor, summary = bring_up(data_dir=data_dir, host=host, port=port)
-    if as_json:
-        sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
-    else:
-        print_summary(summary)
+    # SIGTERM during start-up must stop the children already started, as Ctrl-C does: both raise
+    # KeyboardInterrupt, which ``bring_up`` answers by stopping them before it lets go.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        supervisor, summary = bring_up(data_dir=data_dir, host=host, port=port)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGTERM, previous)
+        return 130
+    try:
+        if as_json:
+            sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            print_summary(summary)
+    except KeyboardInterrupt:
+        supervisor.stop()
+        return 130
+    # From here SIGINT and SIGTERM only ask the supervisor to stop everything (its own handlers).
     return supervisor.wait_until_signalled()
 
 
@@ -240,9 +301,12 @@ def bring_up(
         pos_front = supervisor.start(
             "pos-front", platform_argv("pos-front", data_dir, "--host", host, "--port", str(pos_port)), env=env
         )
-        wait_until_answering(f"{api_url}/v1/platform-keys", is_alive=lambda: serve.process.poll() is None)
+        # Ready means the database answers with the current schema (entrypoints/health.py), not just HTTP.
+        wait_until_answering(f"{api_url}/readyz", is_alive=lambda: serve.process.poll() is None)
         wait_until_accepting(host, pos_port, is_alive=lambda: pos_front.process.poll() is None)
-    except Exception:
+    except BaseException:
+        # KeyboardInterrupt included: the children live in their own sessions, so Ctrl-C reaches
+        # only this process, and whatever was started must be stopped here.
         supervisor.stop()
         raise
     finally:

@@ -26,8 +26,9 @@ from tianpay.config import WEBHOOK_RETRY_SCHEDULE_S
 from tianpay.entrypoints.gateway_wiring import gateway_settings
 from tianpay.ports.clock import Clock
 from tianpay.ports.webhooks import WebhookSender
-from tianpay.services.debit_schedules import run_due_debits
+from tianpay.services.debit_schedules import retake_stale_claims, run_due_debits
 from tianpay.services.gateway import requery_attempts
+from tianpay.services.housekeeping import HousekeepingJob, HousekeepingPolicy
 from tianpay.services.mandates import expire_mandates
 from tianpay.services.notifications import DispatchPolicy, dispatch_due_events
 from tianpay.services.payments import expire_payments
@@ -170,10 +171,28 @@ def direct_debit_jobs(container: Container, *, worker_id: str) -> list[Job]:
             settings, now, worker_id=worker_id,
         )
 
+    def stale_claims(now: datetime) -> int:
+        # A claim whose worker died before the debit finished is taken over after the lease.
+        return retake_stale_claims(
+            container.uow, container.clock, container.ids, container.channels, container.member_tools.cipher,
+            settings, now, worker_id=worker_id, lease=timedelta(seconds=container.settings.debit_claim_lease_s),
+        )
+
     return [
         FunctionJob("mandate_expiry", lambda now: expire_mandates(container.uow, container.clock, now)),
         FunctionJob("scheduled_debits", scheduled),
+        FunctionJob("stale_debit_claims", stale_claims),
     ]
+
+
+def housekeeping_job(container: Container) -> Job:
+    """Deletes rows past their use: expired sessions, SMS codes, rate-limit counters and replay
+    fingerprints, and delivered events older than the retention (docs/worker.md, "Housekeeping")."""
+    settings = container.settings
+    policy = HousekeepingPolicy(
+        batch_size=settings.housekeeping_batch_size, event_retention=timedelta(days=settings.event_retention_days)
+    )
+    return HousekeepingJob(container.uow, policy, interval=timedelta(seconds=settings.housekeeping_interval_s))
 
 
 def settlement_job(container: Container) -> Job:
@@ -282,6 +301,7 @@ def build_worker(container: Container, *, worker_id: str | None = None, sender: 
         settlement_job(container),
         *payout_jobs(container),
         statistics_job(container),
+        housekeeping_job(container),
     ]
     # POS acquiring only where TCS was onboarded (docs/pos.md "Reversals and timeouts").
     reversals = pos_reversal_job(container)

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from tianpay.domain.debit_schedule import DebitSchedule, RunStatus
+
+
+@dataclass(frozen=True, slots=True)
+class StaleClaim:
+    """A (schedule, period) left ``claimed``: its worker died between the claim and the payment."""
+
+    schedule_id: str
+    period: str
+    claimed_by: str
+    claimed_at: datetime
 
 
 class DebitScheduleRepository(Protocol):
@@ -35,4 +46,17 @@ class DebitScheduleRepository(Protocol):
 
     def run_of(self, schedule_id: str, period: str) -> tuple[RunStatus, str | None, str | None] | None:
         """(status, payment id, failure code) of a period's run, if claimed."""
+        ...
+
+    def stale_claims(self, claimed_before: datetime, *, limit: int) -> Sequence[StaleClaim]:
+        """Runs still ``claimed`` whose claim is older than ``claimed_before`` (the lease ran out)."""
+        ...
+
+    def retake_claim(self, claim: StaleClaim, *, worker_id: str, now: datetime) -> bool:
+        """Moves a stale claim to ``worker_id`` with a compare-and-set on its status, holder and
+        claim time; False when another worker took it (or finished it) first."""
+        ...
+
+    def payment_for(self, merchant_id: str, out_trade_no: str) -> str | None:
+        """The id of the merchant's payment under that ``out_trade_no``, if one was created."""
         ...

@@ -15,6 +15,7 @@ from tianpay.ports.card_bindings import CardBindingRepository, ChannelHealthRepo
 from tianpay.ports.console import ChannelSettingsRepository, ConsoleRepository
 from tianpay.ports.debit_schedules import DebitScheduleRepository
 from tianpay.ports.gateway import AttemptQueryRepository, OperatorAlertRepository
+from tianpay.ports.housekeeping import HousekeepingRepository
 from tianpay.ports.idempotency import IdempotencyRepository
 from tianpay.ports.ledger import LedgerRepository
 from tianpay.ports.mandates import MandateRepository
@@ -62,6 +63,7 @@ class UnitOfWork(Protocol):
     portal_queries: PortalQueries
     console: ConsoleRepository
     channel_settings: ChannelSettingsRepository
+    housekeeping: HousekeepingRepository
 
     def __enter__(self) -> Self: ...
 

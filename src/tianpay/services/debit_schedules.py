@@ -11,7 +11,7 @@ A bank's refusal (insufficient funds) fails the payment, which sends ``payment.f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -34,6 +34,7 @@ from tianpay.domain.money import Money
 from tianpay.domain.notifications import iso_utc
 from tianpay.ports.channels import DirectDebitDirectory
 from tianpay.ports.clock import Clock, IdGenerator
+from tianpay.ports.debit_schedules import StaleClaim
 from tianpay.ports.members import PiiCipher
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
 from tianpay.services import mandates
@@ -107,6 +108,62 @@ def run_due_debits(
         claimed += 1
         _debit(uow_factory, clock, ids, channels, pii, settings, due)
     return claimed
+
+
+def retake_stale_claims(
+    uow_factory: UnitOfWorkFactory, clock: Clock, ids: IdGenerator, channels: DirectDebitDirectory,
+    pii: PiiCipher, settings: GatewaySettings, now: datetime, *, worker_id: str, lease: timedelta,
+    batch_size: int = DUE_BATCH_SIZE,
+) -> int:
+    """The sweep: a (schedule, period) still ``claimed`` after ``lease`` lost its worker between the
+    claim and the end of its debit; this worker takes the claim over and finishes the period.
+
+    Taking over is a compare-and-set on the claim's holder and time, so of two sweeping workers one
+    wins. The debit's ``out_trade_no`` is fixed by the (schedule, period), so finishing can never
+    debit twice: if the dead worker got as far as creating the payment, the period is recorded as
+    submitted with that payment (its attempt, if any, is resolved by re-query or expiry, never sent
+    again); otherwise the debit runs now. Returns how many claims it took over.
+    """
+    with uow_factory() as uow:
+        stale = uow.debit_schedules.stale_claims(now - lease, limit=batch_size)
+    taken = 0
+    for claim in stale:
+        with uow_factory() as uow:
+            won = uow.debit_schedules.retake_claim(claim, worker_id=worker_id, now=clock.now())
+            uow.commit()
+        if not won:
+            continue
+        taken += 1
+        log.info("debit_schedule.claim_retaken", schedule_id=claim.schedule_id, period=claim.period,
+                 dead_worker=claim.claimed_by)
+        _finish_retaken(uow_factory, clock, ids, channels, pii, settings, claim)
+    return taken
+
+
+def _finish_retaken(
+    uow_factory: UnitOfWorkFactory, clock: Clock, ids: IdGenerator, channels: DirectDebitDirectory,
+    pii: PiiCipher, settings: GatewaySettings, claim: StaleClaim,
+) -> None:
+    with uow_factory() as uow:
+        schedule = uow.debit_schedules.get(claim.schedule_id)
+        assert schedule is not None, "a run's schedule is never deleted"
+        payment_id = uow.debit_schedules.payment_for(schedule.merchant_id, out_trade_no_of(schedule.id, claim.period))
+        amount = schedule.fixed_amount
+        if amount is None:
+            bill = uow.debit_schedules.bill_minor(schedule.id, claim.period)
+            amount = None if bill is None else Money.cny(bill)
+        if payment_id is not None:
+            uow.debit_schedules.finish_run(schedule.id, claim.period, RunStatus.SUBMITTED, payment_id=payment_id,
+                                           failure_code=None, now=clock.now())
+            uow.commit()
+            return
+        if schedule.status is not ScheduleStatus.ACTIVE or amount is None:
+            # Cancelled since the claim (a bill schedule is claimed only once its bill exists).
+            uow.debit_schedules.finish_run(schedule.id, claim.period, RunStatus.REFUSED, payment_id=None,
+                                           failure_code="schedule_not_active", now=clock.now())
+            uow.commit()
+            return
+    _debit(uow_factory, clock, ids, channels, pii, settings, DueDebit(schedule, claim.period, amount))
 
 
 def get_schedule(uow_factory: UnitOfWorkFactory, mandate_id: str, schedule_id: str, *,

@@ -16,8 +16,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from tianpay.domain.debit_schedule import AmountKind, DebitSchedule, RunStatus, ScheduleStatus
 from tianpay.domain.mandate import MandateStatus
 from tianpay.domain.money import Money
+from tianpay.ports.debit_schedules import StaleClaim
 
-from .tables import debit_schedule_bills, debit_schedule_runs, debit_schedules, mandates
+from .tables import debit_schedule_bills, debit_schedule_runs, debit_schedules, mandates, payments
 
 
 class SqlDebitScheduleRepository:
@@ -102,6 +103,36 @@ class SqlDebitScheduleRepository:
             select(r.status, r.payment_id, r.failure_code).where(r.schedule_id == schedule_id, r.period == period)
         ).first()
         return None if row is None else (RunStatus(row.status), row.payment_id, row.failure_code)
+
+    def stale_claims(self, claimed_before: datetime, *, limit: int) -> Sequence[StaleClaim]:
+        r = debit_schedule_runs.c
+        query = (
+            select(r.schedule_id, r.period, r.claimed_by, r.claimed_at)
+            .where(r.status == RunStatus.CLAIMED.value, r.claimed_at < claimed_before)
+            .order_by(r.claimed_at)
+            .limit(limit)
+        )
+        return [StaleClaim(row.schedule_id, row.period, row.claimed_by, row.claimed_at)
+                for row in self._connection.execute(query)]
+
+    def retake_claim(self, claim: StaleClaim, *, worker_id: str, now: datetime) -> bool:
+        r = debit_schedule_runs.c
+        result = self._connection.execute(
+            update(debit_schedule_runs)
+            .where(
+                r.schedule_id == claim.schedule_id, r.period == claim.period, r.status == RunStatus.CLAIMED.value,
+                r.claimed_by == claim.claimed_by, r.claimed_at == claim.claimed_at,
+            )
+            .values(claimed_by=worker_id, claimed_at=now, updated_at=now)
+        )
+        return result.rowcount == 1
+
+    def payment_for(self, merchant_id: str, out_trade_no: str) -> str | None:
+        p = payments.c
+        value = self._connection.execute(
+            select(p.id).where(p.merchant_id == merchant_id, p.out_trade_no == out_trade_no)
+        ).scalar_one_or_none()
+        return None if value is None else str(value)
 
 
 def _row(schedule: DebitSchedule) -> dict[str, Any]:

@@ -1,8 +1,13 @@
 """The ledger repository: writes balanced entries and keeps stored balances, on one connection.
 
-Order matters inside ``post``: stored balances are changed first with conditional writes (so a
-wallet can never go negative, even with many concurrent payments), then the postings, then the
-entry row, whose insert trigger makes the database check that the postings balance.
+Order matters inside ``post``: stored balances that must not go negative are changed first with
+conditional writes (so a wallet can never go negative, even with many concurrent payments), then the
+postings, then the entry row, whose insert trigger makes the database check that the postings balance.
+
+Stored balances that *may* go negative (a merchant's pending balance) can never refuse a write, so
+their updates wait until the unit of work commits (``flush_deferred``): the row lock that every
+payment of one merchant needs is then held for the commit alone, not for the rest of the transaction
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -33,6 +38,26 @@ class SqlLedgerRepository:
     def __init__(self, connection: Connection, clock: Clock) -> None:
         self._connection = connection
         self._clock = clock
+        # Balance changes of accounts that may go negative, by account id, not yet written.
+        self._deferred: dict[int, int] = {}
+
+    def flush_deferred(self) -> None:
+        """Writes the deferred balance changes, in account id order; the unit of work calls it before commit.
+
+        Every transaction takes these row locks last and in the same order, after all the locks it
+        takes while it runs, so deferral adds no deadlock: no transaction waits for another while
+        holding a deferred row, except for a deferred row later in the same order.
+        """
+        deferred, self._deferred = self._deferred, {}
+        for account_id in sorted(deferred):
+            delta = deferred[account_id]
+            if delta == 0:
+                continue
+            self._connection.execute(
+                update(ledger_accounts)
+                .where(ledger_accounts.c.id == account_id)
+                .values(balance_minor=ledger_accounts.c.balance_minor + delta)
+            )
 
     def ensure_accounts(self, specs: Iterable[AccountSpec]) -> None:
         now = self._clock.now()
@@ -42,6 +67,10 @@ class SqlLedgerRepository:
         dialect = self._connection.dialect.name
         stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ledger_accounts)
         self._connection.execute(stmt.on_conflict_do_nothing(index_elements=["code"]), rows)
+
+    def discard_deferred(self) -> None:
+        """Forgets the deferred balance changes: their entries were rolled back with the transaction."""
+        self._deferred = {}
 
     def post(self, entry: JournalEntry) -> PostResult:
         existing = self._existing_postings(entry.id)
@@ -57,7 +86,7 @@ class SqlLedgerRepository:
         if missing:
             self.ensure_accounts(missing)
             accounts = self._accounts_by_code(codes)
-        self._apply_stored_balances(entry, accounts)
+        deferred = self._apply_stored_balances(entry, accounts)
         self._connection.execute(
             insert(postings),
             [
@@ -79,12 +108,17 @@ class SqlLedgerRepository:
                 created_at=self._clock.now(),
             )
         )
+        # Only an entry that was written in full defers anything: a post that raised (an overdraft
+        # refused above) must leave no balance change behind for a later commit to write.
+        for account_id, delta in deferred.items():
+            self._deferred[account_id] = self._deferred.get(account_id, 0) + delta
         return PostResult(entry.id, created=True)
 
     def balance(self, code: str) -> Money:
         return self.balances([code])[code]
 
     def balances(self, codes: Sequence[str]) -> Mapping[str, Money]:
+        self.flush_deferred()
         accounts = self._accounts_by_code(codes)
         missing = set(codes) - accounts.keys()
         if missing:
@@ -114,6 +148,7 @@ class SqlLedgerRepository:
         Each check is one aggregate query, so the database streams over the postings instead of
         Python loading them: verification stays fast and flat in memory at tens of millions of rows.
         """
+        self.flush_deferred()
         return self._unbalanced_entry() or self._stored_balance_mismatch() or self._negative_account()
 
     def _unbalanced_entry(self) -> VerifyProblem | None:
@@ -216,14 +251,17 @@ class SqlLedgerRepository:
                 ledger_accounts.c.currency,
                 ledger_accounts.c.balance_mode,
                 ledger_accounts.c.balance_minor,
+                ledger_accounts.c.may_go_negative,
             ).where(ledger_accounts.c.code.in_(list(set(codes))))
         )
         return {row.code: _AccountRow(*row) for row in rows}
 
-    def _apply_stored_balances(self, entry: JournalEntry, accounts: Mapping[str, _AccountRow]) -> None:
+    def _apply_stored_balances(self, entry: JournalEntry, accounts: Mapping[str, _AccountRow]) -> dict[int, int]:
+        """Writes the changes that can be refused; returns the ones to defer (account id → change)."""
         # Accounts are updated in id order so that two concurrent entries touching the same pair of
         # accounts lock them in the same order and cannot deadlock on PostgreSQL.
         net = net_by_account(entry.postings)
+        deferred: dict[int, int] = {}
         stored = sorted(
             (a for code, a in accounts.items() if code in net and a.balance_mode == BalanceMode.STORED.value),
             key=lambda a: a.id,
@@ -232,24 +270,38 @@ class SqlLedgerRepository:
             delta = normal_sign(AccountType(account.type)) * net[account.code]
             if delta == 0:
                 continue
+            if account.may_go_negative:
+                deferred[account.id] = delta
+                continue
             stmt = update(ledger_accounts).where(ledger_accounts.c.id == account.id)
             if delta < 0:
-                stmt = stmt.where(ledger_accounts.c.may_go_negative | (ledger_accounts.c.balance_minor + delta >= 0))
+                stmt = stmt.where(ledger_accounts.c.balance_minor + delta >= 0)
             result = self._connection.execute(stmt.values(balance_minor=ledger_accounts.c.balance_minor + delta))
             if result.rowcount != 1:
                 raise InsufficientBalance(f"{account.code} has too little balance for this entry")
+        return deferred
 
 
 class _AccountRow:
-    __slots__ = ("balance_minor", "balance_mode", "code", "currency", "id", "type")
+    __slots__ = ("balance_minor", "balance_mode", "code", "currency", "id", "may_go_negative", "type")
 
-    def __init__(self, id: int, code: str, type: str, currency: str, balance_mode: str, balance_minor: int) -> None:
+    def __init__(
+        self,
+        id: int,
+        code: str,
+        type: str,
+        currency: str,
+        balance_mode: str,
+        balance_minor: int,
+        may_go_negative: bool,
+    ) -> None:
         self.id = id
         self.code = code
         self.type = type
         self.currency = currency
         self.balance_mode = balance_mode
         self.balance_minor = balance_minor
+        self.may_go_negative = bool(may_go_negative)
 
 
 def _account_row(spec: AccountSpec, now: datetime) -> dict[str, object]:

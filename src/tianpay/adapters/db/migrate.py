@@ -35,3 +35,15 @@ def current_heads(engine: Engine) -> set[str]:
 
     with engine.connect() as connection:
         return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def is_at_head(engine: Engine) -> bool:
+    """Whether the database carries exactly the newest revisions shipped in the package.
+
+    Readiness probes ask this: a process of a new release must not take traffic on a database that
+    ``tianpay db upgrade`` has not brought forward yet (docs/deploy.md, "Health checks").
+    """
+    from alembic.script import ScriptDirectory
+
+    shipped = set(ScriptDirectory.from_config(alembic_config(str(engine.url))).get_heads())
+    return current_heads(engine) == shipped

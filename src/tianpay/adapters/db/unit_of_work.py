@@ -12,6 +12,7 @@ from tianpay.ports.clock import Clock, IdGenerator
 from tianpay.ports.console import ChannelSettingsRepository, ConsoleRepository
 from tianpay.ports.debit_schedules import DebitScheduleRepository
 from tianpay.ports.gateway import AttemptQueryRepository, OperatorAlertRepository
+from tianpay.ports.housekeeping import HousekeepingRepository
 from tianpay.ports.idempotency import IdempotencyRepository
 from tianpay.ports.ledger import LedgerRepository
 from tianpay.ports.mandates import MandateRepository
@@ -34,6 +35,7 @@ from .card_bindings import SqlCardBindingRepository, SqlChannelHealthRepository
 from .console import SqlChannelSettingsRepository, SqlConsoleRepository
 from .debit_schedules import SqlDebitScheduleRepository
 from .gateway import SqlAttemptQueryRepository, SqlOperatorAlertRepository
+from .housekeeping import SqlHousekeepingRepository
 from .idempotency import SqlIdempotencyRepository
 from .ledger import SqlLedgerRepository
 from .mandates import SqlMandateRepository
@@ -83,6 +85,7 @@ class SqlUnitOfWork:
     portal_queries: PortalQueries
     console: ConsoleRepository
     channel_settings: ChannelSettingsRepository
+    housekeeping: HousekeepingRepository
 
     def __init__(self, engine: Engine, clock: Clock, ids: IdGenerator) -> None:
         self._engine = engine
@@ -90,11 +93,13 @@ class SqlUnitOfWork:
         self.ids = ids
         self._connection: Connection | None = None
         self._transaction: RootTransaction | None = None
+        self._ledger: SqlLedgerRepository | None = None
 
     def __enter__(self) -> Self:
         self._connection = self._engine.connect()
         self._transaction = self._connection.begin()
-        self.ledger = SqlLedgerRepository(self._connection, self.clock)
+        self._ledger = SqlLedgerRepository(self._connection, self.clock)
+        self.ledger = self._ledger
         self.operators = SqlOperatorRepository(self._connection)
         self.merchants = SqlMerchantRepository(self._connection)
         self.idempotency = SqlIdempotencyRepository(self._connection, self.clock)
@@ -121,6 +126,7 @@ class SqlUnitOfWork:
         self.portal_queries = SqlPortalQueries(self._connection)
         self.console = SqlConsoleRepository(self._connection)
         self.channel_settings = SqlChannelSettingsRepository(self._connection)
+        self.housekeeping = SqlHousekeepingRepository(self._connection)
         return self
 
     def __exit__(
@@ -137,6 +143,7 @@ class SqlUnitOfWork:
                 self._connection.close()
             self._connection = None
             self._transaction = None
+            self._ledger = None
 
     @property
     def connection(self) -> Connection:
@@ -147,8 +154,14 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         if self._transaction is None:
             raise RuntimeError("the unit of work is not open")
+        # The ledger's deferred balance updates go last, so their row locks are held for the commit
+        # alone (adapters/db/ledger.py).
+        if self._ledger is not None:
+            self._ledger.flush_deferred()
         self._transaction.commit()
 
     def rollback(self) -> None:
+        if self._ledger is not None:
+            self._ledger.discard_deferred()
         if self._transaction is not None and self._transaction.is_active:
             self._transaction.rollback()

@@ -17,6 +17,7 @@ from tianpay.bootstrap import Container
 from tianpay.entrypoints.cashier import router as cashier_router
 from tianpay.entrypoints.channels_notify import router as channels_notify_router
 from tianpay.entrypoints.console import router as console_router
+from tianpay.entrypoints.health import health_router
 from tianpay.entrypoints.merchant_portal import router as merchant_portal_router
 from tianpay.entrypoints.metrics import install_metrics
 from tianpay.entrypoints.security_headers import SecurityHeadersMiddleware, docs_router
@@ -113,6 +114,8 @@ def create_app(container: Container, *, extra_routers: Iterable[APIRouter] = ())
     app.include_router(console_router)
     app.include_router(channels_notify_router)
     app.include_router(docs_router(app.title))
+    # Probes for load balancers and orchestrators (docs/deploy.md, "Health checks"); not in the schema.
+    app.include_router(health_router(container.engine))
     for router in extra_routers:
         app.include_router(router)
     app.add_middleware(

@@ -1,0 +1,137 @@
+"""The stale debit-claim sweep against the real JHB simulator, on both databases: a (schedule, period)
+left ``claimed`` by a worker that died is taken over once its lease ran out, debited exactly once,
+and never debited a second time when the dead worker had already got its payment to the bank."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.gateway.conftest import BankWorld
+from tests.mandates import conftest as mandate_world
+from tests.mandates import test_debit_schedules as schedule_tests
+from tests.mandates.test_debit_schedules import SETTINGS, jhb_transfers, next_month_day, run
+from tests.payments.conftest import assert_ledger_sound
+from tianpay.adapters.clock import SettableClock
+from tianpay.adapters.ids import UlidGenerator
+from tianpay.channels.registry import ChannelRegistry
+from tianpay.domain.debit_schedule import DebitSchedule, RunStatus
+from tianpay.domain.mandate import Mandate, business_date
+from tianpay.domain.money import Money
+from tianpay.domain.payment import PaymentStatus
+from tianpay.ports.unit_of_work import UnitOfWorkFactory
+from tianpay.services import debit_schedules, mandates
+from tianpay.services.member_tools import MemberTools
+
+pytestmark = pytest.mark.e2e
+# The real bank world, a merchant priced for direct debit and an active JHB mandate: the direct-debit
+# tests' fixtures, used here as they are.
+bank_world, onboarded_dir, channels = mandate_world.bank_world, mandate_world.onboarded_dir, mandate_world.channels
+clock, ids, tools = mandate_world.clock, mandate_world.ids, mandate_world.tools
+merchant, mandate = schedule_tests.merchant, schedule_tests.mandate
+LEASE = timedelta(minutes=15)
+
+
+def sweep(uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+          tools: MemberTools, worker_id: str = "w2") -> int:
+    return debit_schedules.retake_stale_claims(
+        uow_factory, clock, ids, channels, tools.cipher, SETTINGS, clock.now(), worker_id=worker_id, lease=LEASE
+    )
+
+
+def due_schedule(uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, merchant: str,
+                 mandate: Mandate) -> tuple[DebitSchedule, str]:
+    schedule = debit_schedules.create_schedule(
+        uow_factory, clock, ids, merchant_id=merchant, mandate_id=mandate.id, day_of_month=3,
+        amount=Money.cny(1_800), subject="水费",
+    )
+    clock.set(next_month_day(clock, 3))
+    return schedule, f"{business_date(clock.now()):%Y-%m}"
+
+
+def claim_and_die(uow_factory: UnitOfWorkFactory, clock: SettableClock, schedule: DebitSchedule, period: str) -> None:
+    """What a worker leaves behind when it dies right after its claim committed."""
+    with uow_factory() as uow:
+        assert uow.debit_schedules.claim_run(schedule.id, period, worker_id="dead:1", now=clock.now())
+        uow.commit()
+
+
+def run_of(uow_factory: UnitOfWorkFactory, schedule: DebitSchedule, period: str) -> tuple[RunStatus, str | None]:
+    with uow_factory() as uow:
+        found = uow.debit_schedules.run_of(schedule.id, period)
+    assert found is not None
+    return found[0], found[1]
+
+
+def test_a_claim_left_by_a_dead_worker_is_taken_over_after_the_lease_and_debited_once(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    tools: MemberTools, bank_world: BankWorld, merchant: str, mandate: Mandate,
+) -> None:
+    schedule, period = due_schedule(uow_factory, clock, ids, merchant, mandate)
+    transfers_before = jhb_transfers(bank_world)
+    claim_and_die(uow_factory, clock, schedule, period)
+
+    # The claim keeps the normal job away, and the sweep leaves it alone while its lease runs.
+    assert run(uow_factory, clock, ids, channels, tools) == 0
+    clock.advance(LEASE - timedelta(seconds=1))
+    assert sweep(uow_factory, clock, ids, channels, tools) == 0
+    assert run_of(uow_factory, schedule, period) == (RunStatus.CLAIMED, None)
+
+    clock.advance(timedelta(seconds=2))
+    assert sweep(uow_factory, clock, ids, channels, tools) == 1
+    status, payment_id = run_of(uow_factory, schedule, period)
+    assert status is RunStatus.SUBMITTED
+    assert payment_id is not None
+    assert jhb_transfers(bank_world) == transfers_before + 1
+
+    # Nothing more to take over, nothing due: later sweeps and runs debit nothing.
+    clock.advance(LEASE * 2)
+    assert sweep(uow_factory, clock, ids, channels, tools) == 0
+    assert run(uow_factory, clock, ids, channels, tools) == 0
+    assert jhb_transfers(bank_world) == transfers_before + 1
+    with uow_factory() as uow:
+        payment = uow.payments.get(payment_id, merchant_id=merchant)
+    assert payment is not None
+    assert (payment.status, payment.amount.minor) == (PaymentStatus.SUCCEEDED, 1_800)
+    assert_ledger_sound(uow_factory)
+
+
+def test_a_dead_worker_whose_debit_reached_the_bank_is_not_debited_again(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    tools: MemberTools, bank_world: BankWorld, merchant: str, mandate: Mandate,
+) -> None:
+    schedule, period = due_schedule(uow_factory, clock, ids, merchant, mandate)
+    transfers_before = jhb_transfers(bank_world)
+    claim_and_die(uow_factory, clock, schedule, period)
+    # The dead worker got as far as the bank: its debit went through, but it never recorded the run.
+    debited = mandates.debit(
+        uow_factory, clock, ids, channels, tools.cipher, SETTINGS, merchant_id=merchant, mandate_id=mandate.id,
+        out_trade_no=debit_schedules.out_trade_no_of(schedule.id, period), amount=Money.cny(1_800), subject="水费",
+    )
+    assert jhb_transfers(bank_world) == transfers_before + 1
+
+    clock.advance(LEASE + timedelta(seconds=1))
+    assert sweep(uow_factory, clock, ids, channels, tools) == 1
+    assert run_of(uow_factory, schedule, period) == (RunStatus.SUBMITTED, debited.payment.id)
+    assert jhb_transfers(bank_world) == transfers_before + 1
+    assert_ledger_sound(uow_factory)
+
+
+def test_of_two_workers_taking_over_one_stale_claim_only_one_wins(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, merchant: str, mandate: Mandate,
+) -> None:
+    schedule, period = due_schedule(uow_factory, clock, ids, merchant, mandate)
+    claim_and_die(uow_factory, clock, schedule, period)
+    clock.advance(LEASE + timedelta(seconds=1))
+    with uow_factory() as uow:
+        (stale,) = uow.debit_schedules.stale_claims(clock.now() - LEASE, limit=10)
+    assert (stale.schedule_id, stale.period, stale.claimed_by) == (schedule.id, period, "dead:1")
+    outcomes = []
+    for worker_id in ("w2", "w3"):
+        with uow_factory() as uow:
+            outcomes.append(uow.debit_schedules.retake_claim(stale, worker_id=worker_id, now=clock.now()))
+            uow.commit()
+    assert outcomes == [True, False]
+    with uow_factory() as uow:
+        assert list(uow.debit_schedules.stale_claims(clock.now() - LEASE, limit=10)) == []
