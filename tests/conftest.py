@@ -148,7 +148,14 @@ def log_scan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LogScanner]:
 
 @pytest.fixture(autouse=True)
 def _keep_log_scan_attached(log_scan: LogScanner) -> None:
-    """Tests (and CLI commands run in-process) may reconfigure logging; the scanner's handler stays."""
+    """Tests (and CLI commands run in-process) may reconfigure logging; the scanner's handler stays.
+
+    An in-process uvicorn server started without ``log_config=None`` gives uvicorn's loggers handlers of
+    their own that write to stderr, past the scanner; they are routed back through the pipeline too."""
     root = logging.getLogger()
-    if not any(getattr(handler, "stream", None) is log_scan for handler in root.handlers):
+    uvicorn_detached = any(
+        logging.getLogger(name).handlers or not logging.getLogger(name).propagate
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+    )
+    if uvicorn_detached or not any(getattr(handler, "stream", None) is log_scan for handler in root.handlers):
         configure_logging("INFO", json=True, stream=log_scan)  # type: ignore[arg-type]

@@ -10,17 +10,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 
 from banksim.core.bank import SimConfig
+from banksim.core.logs import configure_logging
 from banksim.world import World
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
+    configure_logging(verbose=args.verbose)
     config = SimConfig.from_env(Path(args.data_dir))
     if args.command == "seed":
         world = World(config)

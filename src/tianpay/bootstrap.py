@@ -70,6 +70,7 @@ class Container:
                 time_cost=settings.argon2_time_cost,
                 memory_cost_kib=settings.argon2_memory_cost_kib,
                 parallelism=settings.argon2_parallelism,
+                max_concurrent=settings.argon2_max_concurrent,
             ),
             sms=self.sms_outbox,
             sms_limiter=LimitsSendLimiter(SqlLimitsStorage(self.engine, self.clock), settings.sms_send_limits),

@@ -8,12 +8,7 @@ encryption certificate from the onboarding pack, never with `banksim.hbb` code.
 from __future__ import annotations
 
 import base64
-import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.banksim.acp_kit import Browser, Platform, Receiver, beijing_now, new_order_id, post_back, wait_for
-from tests.banksim.conftest import HANG_S, balance
+from tests.banksim.conftest import balance, served_world
 from tests.banksim.hbb_flows import FRONT, RESERVE, ZHANG_WEI, query, refund
 
 WANG_FANG = "6217990000000000022"
@@ -155,21 +150,8 @@ def hbb_world(seeded_template: Path, tmp_path_factory: pytest.TempPathFactory) -
     either. It starts from the seeded template, so no PIN is hashed again."""
     directory = tmp_path_factory.mktemp("hbb-quickpay-world")
     shutil.copytree(seeded_template / "banks", directory / "banks")
-    env = {**os.environ, "BANKSIM_NOTIFY_SCALE": "0.001", "BANKSIM_HANG_S": str(HANG_S)}
-    command = [sys.executable, "-m", "banksim", "serve", "--data-dir", str(directory), "--base-port", "0", "--json"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line:
-        process.wait(timeout=10)
-        raise RuntimeError(f"banksim did not start: {process.stderr.read() if process.stderr else ''}")
-    yield str(json.loads(line)["HBB"])
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
+    with served_world(directory) as urls:
+        yield urls["HBB"]
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,7 @@ ACTIONS: list[tuple[str, Permission]] = [
     ("/console/channels/ZZB", Permission.EDIT_CHANNELS),
     ("/console/reconciliation/exceptions/rex_none/resolve", Permission.RESOLVE_EXCEPTION),
     ("/console/payout-batches/pob_none/retry-query", Permission.RETRY_PAYOUT_QUERY),
+    ("/console/settlements/stl_none/retry-payout", Permission.RETRY_SETTLEMENT_PAYOUT),
     ("/console/webhooks/mch_none/evt_none/resend", Permission.RESEND_WEBHOOK),
 ]
 

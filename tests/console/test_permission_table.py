@@ -9,7 +9,8 @@ from tianpay.domain.operator import Role
 
 FINANCE_ONLY = {
     Permission.VIEW_RECONCILIATION, Permission.RESOLVE_EXCEPTION, Permission.VIEW_SETTLEMENTS,
-    Permission.RETRY_PAYOUT_QUERY, Permission.VIEW_STATISTICS, Permission.EDIT_FEE_PLAN, Permission.EDIT_SETTLEMENT,
+    Permission.RETRY_PAYOUT_QUERY, Permission.RETRY_SETTLEMENT_PAYOUT,
+    Permission.VIEW_STATISTICS, Permission.EDIT_FEE_PLAN, Permission.EDIT_SETTLEMENT,
     Permission.VIEW_CHANNELS,
 }
 SUPPORT_ONLY = {Permission.VIEW_MEMBERS, Permission.UNMASK_MEMBER, Permission.VIEW_WEBHOOKS, Permission.RESEND_WEBHOOK}

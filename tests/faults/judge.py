@@ -34,10 +34,11 @@ class Verdict:
         return sorted(str(e["data"]["id"]) for e in self.events.values() if e["type"] == event_type)
 
 
-def converge(cluster: Cluster, timeout_s: float = CONVERGE_S, may_stay_open: frozenset[str] = frozenset()) -> None:
+def converge(cluster: Cluster, timeout_s: float = CONVERGE_S) -> None:
     """Waits until no payment is processing, every refund and payout is final and every event delivered.
 
-    ``may_stay_open`` names records the scenario knows stay in flight (see ``close_the_day``).
+    Nothing is tolerated in flight: a record whose bank never took it is resolved by the bank's
+    query once its window has passed (docs/faults.md).
     """
 
     def unfinished() -> list[str]:
@@ -47,7 +48,7 @@ def converge(cluster: Cluster, timeout_s: float = CONVERGE_S, may_stay_open: fro
         left += [f"refund {i} {s}" for i, s in cluster.statuses("refunds").items() if s not in FINAL_REFUND]
         left += [f"payout {i} {s}" for i, s in cluster.statuses("payouts").items() if s not in FINAL_PAYOUT]
         left += [f"event {i} {s}" for i, s in cluster.statuses("events").items() if s != "delivered"]
-        return [item for item in left if item.split()[1] not in may_stay_open]
+        return left
 
     try:
         wait_until(lambda: not unfinished(), timeout_s=timeout_s, what="the platform converging")
@@ -64,25 +65,23 @@ def close_the_day(
     cluster: Cluster,
     *,
     open_until_expiry: bool = False,
-    may_stay_open: frozenset[str] = frozenset(),
     after_midnight: Callable[[date], None] | None = None,
 ) -> Verdict:
     """Converges, ends the day, reconciles, settles, pays out, ends the next day and reconciles it too.
 
-    ``open_until_expiry``: the scenario left orders a bank never took (magic 97); a bank's "no such
-    order" becomes final only after the order's expiry, which moving past midnight brings about, so
-    they are waited for after the move, not before. ``may_stay_open``: records that stay unknown by
-    design (an HBB refund the bank never took is never resolved, docs/refunds.md), not waited for.
+    ``open_until_expiry``: the scenario left orders or refunds a bank never took (magic 97, an
+    outage); a bank's "no such order" becomes final only after the order's expiry or the refund's
+    window, which moving past midnight brings about, so they are waited for after the move, not before.
     ``after_midnight`` runs right after the day ended, while the workers' daily schedule (reconcile,
     settle, pay out) is under way: the kill scenarios kill processes there.
     """
     if not open_until_expiry:
-        converge(cluster, may_stay_open=may_stay_open)
+        converge(cluster)
     ended = cluster.advance_past_midnight()
     verdict = Verdict(traffic_date=ended)
     if after_midnight is not None:
         after_midnight(ended)
-    converge(cluster, may_stay_open=may_stay_open)
+    converge(cluster)
     _reconcile_every_bank(cluster, ended, verdict)
     # The worker's daily schedule settles the date and pays the merchant out once every bank is done.
     try:
@@ -93,10 +92,10 @@ def close_the_day(
         runs = cluster.rows("SELECT bank, business_date, status FROM reconciliation_runs")
         payouts = cluster.rows("SELECT id, status FROM payouts")
         raise AssertionError(f"{exc}: settlements {found}, runs {runs}, payouts {payouts}") from None
-    converge(cluster, may_stay_open=may_stay_open)
+    converge(cluster)
     next_day = cluster.advance_past_midnight()
     _reconcile_every_bank(cluster, next_day, verdict)
-    converge(cluster, may_stay_open=may_stay_open)
+    converge(cluster)
     verdict.settlements = cluster.rows("SELECT * FROM settlements ORDER BY business_date, merchant_id")
     verdict.events = assert_books_and_webhooks(cluster)
     return verdict

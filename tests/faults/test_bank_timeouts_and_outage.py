@@ -1,8 +1,9 @@
 """Bank timeouts with and without money moved (magic 96, 97), and a bank outage with failover.
 
-A timeout is queried, never re-sent: the 96s end succeeded (the bank moved the money), the 97s do
-not, and nothing is paid twice. During an HBB outage quick pay fails over to the member's JHB card
-once the breaker has opened; a refusal (HBB's signed 91) fails over at once.
+A timeout is queried, never re-sent: the 96s end succeeded (the bank moved the money), the 97s fail
+once the bank still has no record of them after its window, and nothing is paid twice. During an HBB
+outage quick pay fails over to the member's JHB card once the breaker has opened; a refusal (HBB's
+signed 91) fails over at once; the tries the outage swallowed fail once HBB's "no such order" is final.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ def test_timeouts_are_queried_never_resent_and_the_day_closes_cleanly(tmp_path: 
         paid = [pay_at_cashier(cluster, 50_000, bank) for bank in ("HBB", "JHB")]
         refunded = [refund_when_paid(cluster, payment, 1_096) for payment in paid]
         not_refunded = [refund_when_paid(cluster, payment, 1_097) for payment in paid]
-        # A refund the bank never took stays unknown: it is queried, never re-sent. HBB's "no such
-        # refund" is never final (docs/refunds.md); JHB's is after 30 minutes of the system clock,
-        # which the shifted platform clock does not move (docs/faults.md, "Found").
+        # A refund the bank never took is queried, never re-sent; once the bank still has no record of
+        # it 30 minutes (of the platform's clock) after it was sent, it fails and its money comes back
+        # (docs/refunds.md "Unknown outcomes"). Moving past midnight brings that about.
         never_taken = frozenset(r for r in not_refunded if r)
-        verdict = close_the_day(cluster, open_until_expiry=True, may_stay_open=never_taken)
+        verdict = close_the_day(cluster, open_until_expiry=True)
         payments, refunds = cluster.statuses("payments"), cluster.statuses("refunds")
         # HBB moves the money of a 96 and then hangs; whatever each bank did, the platform agrees with
         # its books: a payment succeeded exactly when the bank holds a transfer of its amount.
@@ -42,7 +43,8 @@ def test_timeouts_are_queried_never_resent_and_the_day_closes_cleanly(tmp_path: 
             assert (payments[payment] == "succeeded") == (len(at_bank) == 1), (payment, payments[payment], at_bank)
         assert [refunds[r] for r in refunded if r] == ["succeeded", "succeeded"]
         assert len(never_taken) == 2
-        assert all(refunds[r] in ("unknown", "failed") for r in never_taken)
+        assert all(refunds[r] == "failed" for r in never_taken), {r: refunds[r] for r in never_taken}
+        assert sorted(verdict.events_of("refund.failed")) == sorted(never_taken)
         # Nothing was sent twice: each bank holds exactly one refund transfer, the 96's.
         for bank in ("HBB", "JHB"):
             kinds = [t["kind"] for t in cluster.bank_state(bank)["transfers"]]
@@ -61,13 +63,19 @@ def test_an_hbb_outage_fails_quick_pay_over_to_jhb_through_the_breaker(tmp_path:
         cluster.bank_faults("HBB", reset=True, outage=True)
         while_open = [quick_pay(cluster, cards["HBB"], 4_000 + n) for n in range(4)]
         cluster.bank_faults("HBB", reset=True)
-        # The tries HBB's outage swallowed before the breaker opened stay unknown: HBB never saw them
-        # and its quick-pay query never turns that into a failure (docs/faults.md, "Found"). They are
-        # not waited for; what matters is that no money moved for them and nothing was re-sent.
+        # The tries HBB's outage swallowed before the breaker opened are unknown: HBB never saw them.
+        # They are queried, never re-sent, and HBB's "no such transaction" becomes final after the
+        # payment's expiry (docs/gateway.md "Absent orders"), which moving past midnight brings about.
         swallowed = frozenset(p for p, s in cluster.statuses("payments").items() if s == "processing")
+        assert swallowed
         assert swallowed <= set(while_open)
-        verdict = close_the_day(cluster, may_stay_open=swallowed)
+        verdict = close_the_day(cluster, open_until_expiry=True)
         payments = cluster.statuses("payments")
+        assert all(payments[p] == "failed" for p in swallowed), {p: payments[p] for p in swallowed}
+        assert swallowed <= set(verdict.events_of("payment.failed"))
+        failed_at_hbb = "SELECT payment_id, failure_code FROM payment_attempts WHERE bank = 'HBB' AND status = 'failed'"
+        codes = {row["payment_id"]: row["failure_code"] for row in cluster.rows(failed_at_hbb)}
+        assert {p: codes.get(p) for p in swallowed} == {p: "34" for p in swallowed}
         moved = [t["amount_minor"] for bank in ("HBB", "JHB") for t in cluster.bank_state(bank)["transfers"]]
         for number, payment in enumerate(while_open):
             assert (payments[payment] == "succeeded") == (moved.count(4_000 + number) == 1), payment

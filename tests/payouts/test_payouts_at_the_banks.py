@@ -21,7 +21,7 @@ from tests.payouts.conftest import (
 from tianpay.adapters.clock import SettableClock
 from tianpay.adapters.ids import UlidGenerator
 from tianpay.channels.registry import ChannelRegistry
-from tianpay.domain.errors import IdempotencyConflict, InsufficientBalance
+from tianpay.domain.errors import Conflict, IdempotencyConflict, InsufficientBalance
 from tianpay.domain.money import Money
 from tianpay.domain.payout import PayeeAccount, Payout, PayoutRequest, PayoutStatus
 from tianpay.domain.posting_rules import bank_payment_succeeded
@@ -305,4 +305,118 @@ def test_a_batch_committed_but_never_sent_fails_once_the_bank_window_has_passed_
     assert failed.status is PayoutStatus.FAILED
     assert available_minor(uow_factory) == 1_000_000
     assert payout_world.balance(payee[0], payee[1]) == account_before
+    assert ledger_is_sound(uow_factory)
+
+
+def _settled_for_auto_payout(
+    payer: Payer, uow_factory: UnitOfWorkFactory, account: tuple[str, str, str], net_minor: int
+) -> str:
+    """A settlement of yesterday with ``net_minor`` (a payment less its fee), automatic payout on to
+    ``account``; returns its id."""
+    now = payer.clock.now()
+    yesterday = now - timedelta(days=1)
+    payer.clock.set(yesterday)
+    with uow_factory() as uow:
+        uow.ledger.post(bank_payment_succeeded(payment_id="pay_retry", merchant_id=MERCHANT_ID, bank="HBB",
+                                               amount=Money.cny(net_minor + 500), fee=Money.cny(500)))
+        uow.commit()
+    payer.clock.set(now)
+    settlement.change_settlement_settings(
+        uow_factory, payer.clock, payer.tools.cipher, MERCHANT_ID,
+        settlement.SettingsChange(auto_payout=True, account=settlement.AccountInput(*account)),
+    )
+    settled = settlement.settle_merchant(uow_factory, payer.clock, merchant_id=MERCHANT_ID,
+                                         business_date=business_date_of(yesterday), required_banks=())
+    assert settled.settlement is not None
+    assert settled.settlement.net.minor == net_minor
+    return settled.settlement.id
+
+
+def _pay_settlements(payer: Payer) -> int:
+    return payouts.settlement_payouts(payer.uow, payer.clock, payer.ids, payer.channels, payer.tools.cipher,
+                                      payer.clock.now())
+
+
+def _settlement_payouts(uow_factory: UnitOfWorkFactory, settlement_id: str) -> list[Payout]:
+    found, _ = payouts.list_payouts(uow_factory, MERCHANT_ID, limit=100)
+    return sorted((p for p in found if p.settlement_id == settlement_id), key=lambda p: (p.created_at, p.id))
+
+
+def test_a_settlement_payout_refused_for_the_name_is_paid_again_once_the_account_is_corrected(
+    payer: Payer, payout_world: PayoutWorld, uow_factory: UnitOfWorkFactory
+) -> None:
+    wrong_name = (WANG_FANG_HBB[0], WANG_FANG_HBB[1], "王五")
+    settlement_id = _settled_for_auto_payout(payer, uow_factory, wrong_name, 66_000)
+    before = payout_world.balance("HBB", WANG_FANG_HBB[1])
+
+    assert _pay_settlements(payer) == 1
+    payer.dispatch()
+
+    # HBB checks its own holder's name and answers 56: the payout fails, its money returns.
+    failed_settlement = settlement.get_settlement(uow_factory, MERCHANT_ID, settlement_id)
+    assert failed_settlement.status.value == "payout_failed"
+    assert failed_settlement.paid_at is None
+    [failed] = _settlement_payouts(uow_factory, settlement_id)
+    assert (failed.status, failed.failure_code) == (PayoutStatus.FAILED, "56")
+    assert failed_settlement.payout_id == failed.id
+    assert available_minor(uow_factory) == 1_000_000 + 66_000
+    # The same account would fail the same way: the run leaves it alone until the account changes.
+    assert _pay_settlements(payer) == 0
+    assert payout_world.balance("HBB", WANG_FANG_HBB[1]) == before
+
+    settlement.change_settlement_settings(
+        uow_factory, payer.clock, payer.tools.cipher, MERCHANT_ID,
+        settlement.SettingsChange(account=settlement.AccountInput(*WANG_FANG_HBB)),
+    )
+    assert _pay_settlements(payer) == 1
+    assert _pay_settlements(payer) == 0
+    payer.dispatch()
+    if settlement.get_settlement(uow_factory, MERCHANT_ID, settlement_id).status.value != "paid":
+        payer.requery_later()
+
+    paid = settlement.get_settlement(uow_factory, MERCHANT_ID, settlement_id)
+    assert paid.status.value == "paid"
+    first, second = _settlement_payouts(uow_factory, settlement_id)
+    assert first.id == failed.id
+    assert second.id != failed.id
+    assert paid.payout_id == second.id
+    assert second.status is PayoutStatus.SUCCEEDED
+    assert [p.status for p in (first, second)].count(PayoutStatus.SUCCEEDED) == 1
+    assert payout_world.balance("HBB", WANG_FANG_HBB[1]) == before + 66_000
+    assert available_minor(uow_factory) == 1_000_000
+    assert payer.events().count("settlement.paid") == 1
+    with uow_factory() as uow:
+        assert uow.ledger.balance("bank:HBB:in_transit").minor == 0
+    assert ledger_is_sound(uow_factory)
+
+
+def test_a_settlement_payout_is_retried_once_by_an_operator_and_only_after_its_payout_failed(
+    payer: Payer, payout_world: PayoutWorld, uow_factory: UnitOfWorkFactory
+) -> None:
+    settlement_id = _settled_for_auto_payout(payer, uow_factory, (WANG_FANG_HBB[0], WANG_FANG_HBB[1], "王五"),
+                                             12_000)
+
+    def retry() -> Payout | None:
+        return payouts.retry_settlement_payout(uow_factory, payer.clock, payer.ids, payer.channels,
+                                               payer.tools.cipher, settlement_id)
+
+    assert _pay_settlements(payer) == 1
+    # While its payout may still succeed, a settlement is never paid a second time.
+    with pytest.raises(Conflict):
+        retry()
+    payer.dispatch()
+    assert settlement.get_settlement(uow_factory, MERCHANT_ID, settlement_id).status.value == "payout_failed"
+
+    retried = retry()
+    assert retried is not None
+    with pytest.raises(Conflict):
+        retry()
+    found = settlement.get_settlement(uow_factory, MERCHANT_ID, settlement_id)
+    assert (found.status.value, found.payout_id) == ("settled", retried.id)
+    assert available_minor(uow_factory) == 1_000_000 + 12_000 - 12_000
+    payer.dispatch()
+    # The operator sent it to the same account: it fails the same way, and waits again.
+    assert payer.get(retried.id).failure_code == "56"
+    assert settlement.get_settlement(uow_factory, MERCHANT_ID, settlement_id).status.value == "payout_failed"
+    assert available_minor(uow_factory) == 1_000_000 + 12_000
     assert ledger_is_sound(uow_factory)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,10 @@ from tests.payouts.conftest import LI_NA_JHB, SHOP_BCB, WANG_FANG_HBB, PayoutWor
 from tests.wallet.test_wallet_pages import Platform, live_wallet_platform
 from tianpay.domain.ledger import JournalEntry, bank_reserve, credit, debit, merchant_available
 from tianpay.domain.money import Money
-from tianpay.domain.posting_rules import wallet_top_up_succeeded
+from tianpay.domain.posting_rules import bank_payment_succeeded, wallet_top_up_succeeded
+from tianpay.domain.settlement import business_date_of
 from tianpay.entrypoints.worker import payout_jobs
-from tianpay.services import payouts
+from tianpay.services import payouts, settlement
 from tianpay.services.merchants import KeyRequest, KeyTools, NewMerchant, create_merchant
 
 pytestmark = pytest.mark.e2e
@@ -297,3 +299,67 @@ def test_the_payout_notice_address_refuses_what_does_not_verify_and_banks_withou
                              headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert (forged.status_code, forged.text) == (500, "fail")
         assert client.post("/channels/JHB/payouts/notify", content=b"{}").status_code == 404
+
+
+def _payout_status(platform: Platform, merchant_id: str, payout_id: str) -> str:
+    """The payout's status after one more query round when it is still at the bank."""
+    status = payouts.get_payout(platform.container.uow, merchant_id, payout_id).status.value
+    if status in ("processing", "created", "unknown"):
+        platform.clock.advance(timedelta(minutes=3))
+        run_payout_jobs(platform)
+        status = payouts.get_payout(platform.container.uow, merchant_id, payout_id).status.value
+    return status
+
+
+def test_a_bounced_settlement_payout_waits_and_is_paid_again_once_the_account_is_corrected(
+    platform: Platform, shop: SignedClient, payout_world: PayoutWorld
+) -> None:
+    assert "BCB" in platform.container.channels.payout_banks(), "the BCB payout adapter is not registered yet"
+    container = platform.container
+    merchant_id = shop.credentials.merchant_id
+    now = platform.clock.now()
+    yesterday = now - timedelta(days=1)
+    platform.clock.set(yesterday)
+    with container.uow() as uow:
+        uow.ledger.post(bank_payment_succeeded(payment_id="pay_bounced_settlement", merchant_id=merchant_id,
+                                               bank="BCB", amount=Money.cny(31_000), fee=Money.cny(1_000)))
+        uow.commit()
+    platform.clock.set(now)
+    cipher = container.member_tools.cipher
+    settlement.change_settlement_settings(container.uow, platform.clock, cipher, merchant_id, settlement.SettingsChange(
+        auto_payout=True, account=settlement.AccountInput("JHB", LI_NA_JHB[1], "王五"),
+    ))
+    settled = settlement.settle_merchant(container.uow, platform.clock, merchant_id=merchant_id,
+                                         business_date=business_date_of(yesterday), required_banks=())
+    assert settled.settlement is not None
+    settlement_id = settled.settlement.id
+    available_before = shop.get("/v1/balance").json()
+    jhb_before = payout_world.balance("JHB", LI_NA_JHB[1])
+
+    assert run_payout_jobs(platform)["settlement_payouts"] == 1
+    first = settlement.get_settlement(container.uow, merchant_id, settlement_id).payout_id
+    assert first is not None
+    # BCB answers 0000 (the settlement is paid), then JHB refuses the name and BCB posts its 300001.
+    wait_until(lambda: _payout_status(platform, merchant_id, first) == "returned", what="the payout bounced")
+
+    bounced = settlement.get_settlement(container.uow, merchant_id, settlement_id)
+    assert (bounced.status.value, bounced.payout_id, bounced.paid_at) == ("payout_failed", first, None)
+    assert shop.get("/v1/balance").json() == available_before
+    assert run_payout_jobs(platform)["settlement_payouts"] == 0
+
+    settlement.change_settlement_settings(container.uow, platform.clock, cipher, merchant_id, settlement.SettingsChange(
+        account=settlement.AccountInput(*LI_NA_JHB),
+    ))
+    assert run_payout_jobs(platform)["settlement_payouts"] == 1
+    second = settlement.get_settlement(container.uow, merchant_id, settlement_id).payout_id
+    assert second not in (None, first)
+    wait_until(lambda: _payout_status(platform, merchant_id, str(second)) == "succeeded", what="paid again")
+
+    paid = settlement.get_settlement(container.uow, merchant_id, settlement_id)
+    assert (paid.status.value, paid.payout_id) == ("paid", second)
+    wait_until(lambda: payout_world.balance("JHB", LI_NA_JHB[1]) == jhb_before + 30_000, what="李娜 paid once")
+    assert shop.get("/v1/balance").json()["available"]["amount"] == available_before["available"]["amount"] - 30_000
+    with container.uow() as uow:
+        assert uow.ledger.verify() is None
+    settlement.change_settlement_settings(container.uow, platform.clock, cipher, merchant_id,
+                                          settlement.SettingsChange(auto_payout=False))

@@ -36,12 +36,22 @@ from tianpay.adapters.clock import SettableClock
 from tianpay.adapters.ids import UlidGenerator
 from tianpay.channels.registry import ChannelRegistry
 from tianpay.domain.ledger import bank_reserve
+from tianpay.domain.merchant import FeePlan
+from tianpay.domain.money import Money
 from tianpay.domain.payment import AttemptStatus, PaymentStatus
 from tianpay.domain.reconciliation import SHANGHAI
+from tianpay.domain.refund import RefundRequest, RefundStatus
 from tianpay.entrypoints.cli import app
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
 from tianpay.services.gateway import Applied, handle_front_return, nudge_payment, pay_at_bank
-from tianpay.services.reconciliation import ReconciliationPolicy, exceptions_of, finished_banks, reconcile
+from tianpay.services.reconciliation import (
+    ReconciliationPolicy,
+    exceptions_of,
+    finished_banks,
+    reconcile,
+    resolve_exception,
+)
+from tianpay.services.refunds import RequeryPolicy, create_refund, requery_refunds
 
 pytestmark = pytest.mark.e2e
 
@@ -224,3 +234,69 @@ def test_a_day_at_jhb_makes_the_lost_payment_good_and_matches_the_late_one_the_n
         uow.ledger.ensure_accounts([bank_reserve("JHB")])
         ledger_reserve = uow.ledger.balance("bank:JHB:reserve").minor
     assert bank_world.balance("JHB", JHB_RESERVE) - reserve_at_start == ledger_reserve
+
+
+def test_a_refused_make_good_booked_to_suspense_brings_the_ledger_back_to_the_banks_reserve(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    bank_world: BankWorld, browser: httpx.Client, day: date, tmp_path: Path,
+) -> None:
+    merchant_id = add_merchant(uow_factory, clock, "mch_RECON_REFUSED")
+    reserve_at_start = bank_world.balance("HBB", HBB_RESERVE)
+    # Magic 98: HBB takes the money and never tells; meanwhile the merchant's plan stops pricing the
+    # cashier, so the payment service refuses the statement's 补单 (FeePlanMissing).
+    _, attempt_id = _pay(uow_factory, clock, ids, channels, browser, merchant_id, 10_098, return_to_platform=False)
+    with uow_factory() as uow:
+        plan = uow.merchants.fee_plan(merchant_id)
+        assert plan is not None
+        uow.merchants.set_fee_plan(FeePlan.of(merchant_id, tuple(r for r in plan.rates if r.method != "cashier")))
+        uow.commit()
+    policy = ReconciliationPolicy(statements_dir=tmp_path / "statements")
+    next_day = day + timedelta(days=1)
+    _move_banks_to(bank_world, datetime(next_day.year, next_day.month, next_day.day, 10, tzinfo=SHANGHAI))
+    clock.advance(timedelta(days=1))
+
+    report = reconcile(uow_factory, clock, ids, channels, "HBB", day, policy=policy, worker_id="w1")
+
+    assert report.summary["make_good_refused"] == 1
+    [refused] = [e for e in exceptions_of(uow_factory, run_id=report.run_id) if e.record_id == attempt_id]
+    assert bank_world.balance("HBB", HBB_RESERVE) - reserve_at_start != _reserve(uow_factory)
+
+    resolve_exception(uow_factory, clock, refused.id, action="book_to_suspense", operator="finance1",
+                      reason="the fee plan was withdrawn while the payer paid")
+
+    assert_ledger_sound(uow_factory)
+    assert bank_world.balance("HBB", HBB_RESERVE) - reserve_at_start == _reserve(uow_factory)
+    [follow_up] = [e for e in exceptions_of(uow_factory, run_id=report.run_id) if e.kind == "booked_to_suspense"]
+    assert follow_up.suspense_minor == -10_098
+
+
+def test_an_in_flight_refund_the_statement_does_not_name_is_queried_at_once_not_left(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    bank_world: BankWorld, browser: httpx.Client, day: date, tmp_path: Path,
+) -> None:
+    merchant_id = add_merchant(uow_factory, clock, "mch_RECON_RFD")
+    paid, _ = _pay(uow_factory, clock, ids, channels, browser, merchant_id, 20_000, return_to_platform=True)
+    # Magic 97: HBB never records the refund and its answer never comes, so the refund is unknown.
+    refund = create_refund(
+        uow_factory, clock, ids, channels, merchant_id, paid, RefundRequest("RFD1", Money.cny(1_097), None),
+        notify_base_url="http://127.0.0.1:9",
+    ).refund
+    assert refund.status is RefundStatus.UNKNOWN
+    next_day = day + timedelta(days=1)
+    _move_banks_to(bank_world, datetime(next_day.year, next_day.month, next_day.day, 10, tzinfo=SHANGHAI))
+    clock.advance(timedelta(days=1))
+    # A query with a long wait after it: left alone, the next one would be two hours away.
+    patient = RequeryPolicy(first_after_s=3_600, max_interval_s=86_400)
+    assert requery_refunds(uow_factory, clock, ids, channels, clock.now(), policy=patient) == 1
+    assert requery_refunds(uow_factory, clock, ids, channels, clock.now(), policy=patient) == 0
+
+    report = reconcile(uow_factory, clock, ids, channels, "HBB", day,
+                       policy=ReconciliationPolicy(statements_dir=tmp_path / "statements"), worker_id="w1")  # fmt: skip
+
+    assert report.status == "finished", report.detail
+    assert report.summary["exceptions"] == 0
+    with uow_factory() as uow:
+        due = uow.refunds.get(refund.id)
+    assert due is not None
+    assert (due.status, due.next_query_at) == (RefundStatus.UNKNOWN, clock.now())
+    assert requery_refunds(uow_factory, clock, ids, channels, clock.now(), policy=patient) == 1

@@ -16,14 +16,18 @@ from tianpay.domain.reconciliation import (
     RecordKind,
     RecordState,
     ResolutionAction,
+    actions_for,
     business_date_of,
     business_day_bounds,
+    check_resolution,
+    is_recorded_since,
     judge_absent_record,
     judge_line,
     line_difference_entry,
     record_state,
     resolution_entry,
     short_entry,
+    suspense_booking,
     suspense_of,
 )
 
@@ -193,3 +197,65 @@ def test_a_zero_difference_books_nothing() -> None:
     assert line_difference_entry(bank="HBB", bank_ref="Q", outcome=Outcome.BANK_ONLY, difference_minor=0) is None
     with pytest.raises(UnbalancedEntry):
         check_balanced(())
+
+
+# ---- a refused 补单 and its follow-up in suspense (docs/reconciliation.md) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "bank", "action", "recorded_since", "allowed"),
+    [
+        ("make_good_refused", "HBB", "book_to_suspense", False, True),
+        ("make_good_refused", "HBB", "book_to_suspense", True, False),
+        ("make_good_refused", "HBB", "dismiss", False, False),
+        ("make_good_refused", "HBB", "dismiss", True, True),
+        ("make_good_refused", "HBB", "write_off", False, False),
+        ("make_good_refused", "HBB", "recorded_since", True, False),
+        ("make_good_refused", "TCS", "dismiss", False, True),
+        ("make_good_refused", "TCS", "book_to_suspense", False, False),
+        ("bank_only", "HBB", "book_to_suspense", False, False),
+        ("bank_only", "HBB", "recorded_since", False, False),
+        ("booked_to_suspense", "HBB", "recorded_since", True, True),
+        ("booked_to_suspense", "HBB", "recorded_since", False, False),
+        ("booked_to_suspense", "HBB", "write_off", True, False),
+        ("booked_to_suspense", "HBB", "recovered", False, True),
+    ],
+)
+def test_what_may_resolve_a_refused_make_good_and_its_follow_up_depends_on_its_record_now(
+    kind: str, bank: str, action: str, recorded_since: bool, allowed: bool
+) -> None:
+    def check() -> None:
+        check_resolution(kind=kind, bank=bank, action=ResolutionAction(action), is_recorded_since=recorded_since)
+
+    if allowed:
+        check()
+    else:
+        with pytest.raises(IllegalResolution):
+            check()
+
+
+@pytest.mark.parametrize(("amount_minor", "reserve", "suspense"), [(10_098, 10_098, -10_098), (-5_000, -5_000, 5_000)])
+def test_booking_a_line_to_suspense_follows_the_reserve_and_leaves_the_opposite_in_suspense(
+    amount_minor: int, reserve: int, suspense: int
+) -> None:
+    entry, suspense_minor = suspense_booking(exception_id="rcx_1", bank="HBB", statement_amount_minor=amount_minor)
+    moved = {posting.account.code: posting.amount.minor for posting in entry.postings}
+    assert moved == {"bank:HBB:reserve": reserve, "platform:suspense": -reserve}
+    assert suspense_minor == suspense
+    assert (entry.event, entry.source_id) == ("reconciliation.booked_to_suspense", "rcx_1")
+    # The follow-up's resolutions clear exactly what the booking left.
+    back = resolution_entry(exception_id="rcx_1_s", bank="HBB", suspense_minor=suspense_minor,
+                            action=ResolutionAction.RECORDED_SINCE)
+    assert back is not None
+    undone = {posting.account.code: posting.amount.minor for posting in back.postings}
+    assert undone == {code: -minor for code, minor in moved.items()}
+
+
+def test_a_record_counts_as_recorded_since_when_its_service_holds_what_the_line_says() -> None:
+    assert is_recorded_since(RecordKind.ATTEMPT, RecordState.SUCCEEDED, 100)
+    assert not is_recorded_since(RecordKind.ATTEMPT, RecordState.IN_FLIGHT, 100)
+    assert is_recorded_since(RecordKind.PAYOUT, RecordState.RETURNED, -100)
+    assert is_recorded_since(RecordKind.PAYOUT, RecordState.SUCCEEDED, -100)
+    assert not is_recorded_since(RecordKind.PAYOUT, RecordState.SUCCEEDED, 100)  # its bounce line
+    assert is_recorded_since(RecordKind.PAYOUT, RecordState.RETURNED, 100)
+    assert actions_for("make_good_refused") == (ResolutionAction.BOOK_TO_SUSPENSE, ResolutionAction.DISMISS)

@@ -96,10 +96,27 @@ class NotifyReceiver:
         self._server.server_close()
 
 
+class PlatformClock:
+    """The adapters' clock, as the composition root gives them the platform's: the running test's
+    settable clock (set by ``now_clock``), or real time between tests. HBB's and JHB's "no such
+    refund" windows are judged by it, so a test moves them by moving its clock."""
+
+    def __init__(self) -> None:
+        self.clock: SettableClock | None = None
+
+    def __call__(self) -> datetime:
+        return self.clock.now() if self.clock is not None else datetime.now(UTC)
+
+
 @dataclass
 class Banks:
     urls: dict[str, str]
     registry: ChannelRegistry
+    clock: PlatformClock
+
+    def set_faults(self, bank: str, **faults: object) -> None:
+        """``POST /_sim/faults`` at ``bank`` (BANKS.md: latency, outage, …; ``reset=True`` clears them)."""
+        httpx.post(f"{self.urls[bank]}/_sim/faults", json=faults, timeout=10).raise_for_status()
 
     def state(self, bank: str) -> dict[str, object]:
         answer: dict[str, object] = httpx.get(f"{self.urls[bank]}/_sim/state", timeout=10).json()
@@ -128,9 +145,10 @@ def banks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Banks]:
     with bank_world(directory) as urls:
         platform_dir: Path = directory / "tianpay"
         onboard_banks(platform_dir, {"HBB": urls["HBB"], "JHB": urls["JHB"]})
-        registry = load_channels(platform_dir, timeout_s=CHANNEL_TIMEOUT_S)
+        platform_clock = PlatformClock()
+        registry = load_channels(platform_dir, timeout_s=CHANNEL_TIMEOUT_S, clock=platform_clock)
         try:
-            yield Banks(urls, registry)
+            yield Banks(urls, registry, platform_clock)
         finally:
             registry.close()
 
@@ -184,10 +202,13 @@ def ids() -> UlidGenerator:
 
 
 @pytest.fixture
-def now_clock(clock: SettableClock) -> SettableClock:
-    """The settable clock at the real time: the banks check payTimeout and ages against their own."""
+def now_clock(clock: SettableClock, banks: Banks) -> Iterator[SettableClock]:
+    """The settable clock at the real time (the banks check payTimeout and ages against their own),
+    also the adapters' clock for the test."""
     clock.set(datetime.now(UTC))
-    return clock
+    banks.clock.clock = clock
+    yield clock
+    banks.clock.clock = None
 
 
 @pytest.fixture

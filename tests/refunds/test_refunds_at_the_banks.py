@@ -301,27 +301,69 @@ def test_magic_96_is_unknown_until_a_query_finds_it_succeeded(platform: Platform
     assert_ledger_sound(uow)
 
 
-@pytest.mark.parametrize("bank", ["HBB", "JHB"])
-def test_magic_97_stays_unknown_and_is_queried_but_never_submitted_again(
-    platform: Platform, banks: Banks, bank: str
+@pytest.mark.parametrize(("bank", "not_found"), [("HBB", "34"), ("JHB", "1011")])
+def test_magic_97_is_queried_never_resent_and_fails_once_the_bank_still_has_no_record_after_the_window(
+    platform: Platform, banks: Banks, bank: str, not_found: str
 ) -> None:
     uow = platform.uow_factory
     payment = paid_payment(uow, platform.clock, platform.ids, banks, platform.receiver, bank=bank,
                            amount_minor=10_000).payment
+    pending_before = pending(uow)
     books_before = banks.books(bank)
     refund = platform.refund(payment.id, "R1", 1_097).refund
     assert refund.status is RefundStatus.UNKNOWN
 
+    # "No such refund" inside the window is an absence (the bank may still record it), not a failure.
     for wait_s in (61, 121, 241):
         assert platform.requery_after(wait_s) == 1
         assert platform.status_of(refund.id) is RefundStatus.UNKNOWN
-
-    assert (platform.channels.submissions[refund.id], platform.channels.queries[refund.id]) == (1, 3)
-    # Still counted against the payment and in transit: only the bank (or reconciliation) can say.
+    # Still counted against the payment and in transit: only the bank can say.
     assert platform.refunded_minor(payment.id) == 1_097
     assert balance_minor(uow, f"bank:{bank}:in_transit") == -1_097
-    assert banks.books(bank) == books_before
     assert not [kind for kind, _ in events_of(uow) if kind.startswith("refund.")]
+
+    # 30 minutes after the refund the bank still knows nothing of it: it never reached the bank.
+    assert platform.requery_after(30 * 60) == 1
+    failed = get_refund(uow, MERCHANT_ID, refund.id)
+    assert (failed.status, failed.failure_code) == (RefundStatus.FAILED, not_found)
+    assert platform.requery_after(3_600) == 0, "a final refund is never queried again"
+
+    assert (platform.channels.submissions[refund.id], platform.channels.queries[refund.id]) == (1, 4)
+    assert platform.refunded_minor(payment.id) == 0
+    assert balance_minor(uow, f"bank:{bank}:in_transit") == 0
+    assert pending(uow) == pending_before
+    assert [(kind, data["id"]) for kind, data in events_of(uow) if kind.startswith("refund.")] == [
+        ("refund.failed", refund.id)
+    ]
+    assert banks.books(bank) == books_before
+    assert_ledger_sound(uow)
+
+
+def test_an_hbb_refund_swallowed_by_an_outage_is_queried_and_fails_after_the_window(
+    platform: Platform, banks: Banks
+) -> None:
+    uow = platform.uow_factory
+    payment = paid_payment(uow, platform.clock, platform.ids, banks, platform.receiver, bank="HBB",
+                           amount_minor=10_000).payment
+    books_before = banks.books("HBB")
+    # HTTP 503 from the gateway in front of HBB: HBB never saw the refund, but we cannot know that.
+    banks.set_faults("HBB", outage=True)
+    try:
+        refund = platform.refund(payment.id, "R1", 2_000).refund
+        assert refund.status is RefundStatus.UNKNOWN
+        # Queries during the outage are answered 503 too: unknown, whatever the refund's age.
+        assert platform.requery_after(31 * 60) == 1
+        assert platform.status_of(refund.id) is RefundStatus.UNKNOWN
+    finally:
+        banks.set_faults("HBB", reset=True)
+    assert platform.requery_after(600) == 1
+    failed = get_refund(uow, MERCHANT_ID, refund.id)
+    assert (failed.status, failed.failure_code) == (RefundStatus.FAILED, "34")
+    assert platform.channels.submissions[refund.id] == 1
+    assert platform.refunded_minor(payment.id) == 0
+    assert banks.books("HBB") == books_before
+    # The amount given back can be refunded again, and this time HBB takes it.
+    assert platform.refund(payment.id, "R2", 2_000).refund.status is RefundStatus.SUCCEEDED
     assert_ledger_sound(uow)
 
 

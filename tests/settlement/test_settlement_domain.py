@@ -12,6 +12,7 @@ from tianpay.domain.errors import IllegalTransition
 from tianpay.domain.settlement import (
     TRANSITIONS,
     LineKind,
+    Payee,
     PendingMovement,
     SettlementEvent,
     SettlementStatus,
@@ -23,6 +24,7 @@ from tianpay.domain.settlement import (
     line_of,
     mask_account_no,
     next_status,
+    payee_changed,
     settlement_day,
     settlement_id_for,
     totals_of,
@@ -138,3 +140,19 @@ def test_account_numbers_are_digits_and_shown_masked() -> None:
     with pytest.raises(Exception, match="8 to 32 digits") as refused:
         check_account_no("6230-9900")
     assert "6230" not in str(refused.value)
+
+
+def test_a_failed_settlement_payout_is_paid_again_only_from_payout_failed_and_never_while_one_may_succeed() -> None:
+    assert next_status(SettlementStatus.SETTLED, SettlementEvent.PAYOUT_FAILED) is SettlementStatus.PAYOUT_FAILED
+    assert next_status(SettlementStatus.PAID, SettlementEvent.PAYOUT_RETURNED) is SettlementStatus.PAYOUT_FAILED
+    assert next_status(SettlementStatus.PAYOUT_FAILED, SettlementEvent.PAYOUT_RETRIED) is SettlementStatus.SETTLED
+    retried_from = {status for (status, event) in TRANSITIONS if event is SettlementEvent.PAYOUT_RETRIED}
+    assert retried_from == {SettlementStatus.PAYOUT_FAILED}
+
+
+def test_the_account_counts_as_changed_when_its_bank_number_or_holders_name_differs() -> None:
+    failed = Payee("HBB", "fp-1", "王五")
+    assert not payee_changed(failed, Payee("HBB", "fp-1", " 王五 "))
+    assert payee_changed(failed, Payee("HBB", "fp-1", "王芳"))
+    assert payee_changed(failed, Payee("HBB", "fp-2", "王五"))
+    assert payee_changed(failed, Payee("BCB", "fp-1", "王五"))

@@ -11,12 +11,13 @@ import pytest
 from tests.members.conftest import PHONE_ZHANG, last_code
 from tests.payments.conftest import assert_ledger_sound, events_of
 from tests.wallet.conftest import PAYMENT_PASSWORD, WalletWorld, fund, wallet_payment
-from tianpay.domain.errors import InsufficientBalance
+from tianpay.domain.console import ChannelSetting
+from tianpay.domain.errors import IdempotencyConflict, InsufficientBalance
 from tianpay.domain.member import PaymentPasswordIncorrect, SmsCodeRequired
 from tianpay.domain.money import Money
 from tianpay.domain.payment import PaymentStatus
 from tianpay.domain.refund import RefundRequest, RefundStatus
-from tianpay.domain.wallet import ThenPayStatus
+from tianpay.domain.wallet import FormKeyInvalid, ThenPayStatus, TopUpBankSwitchedOff, member_form_key
 from tianpay.services import payments, refunds, wallet
 
 
@@ -157,3 +158,41 @@ def _no_channels() -> object:
             raise AssertionError(f"a wallet refund called bank {bank}")
 
     return NoChannels()
+
+
+# ---- one-time form keys and switched-off banks (docs/wallet.md "Double submits") --------------------------
+
+
+def _start(world: WalletWorld, amount_minor: int, form_key: str | None, bank: str = "HBB") -> wallet.TopUpStarted:
+    return wallet.start_top_up(world.uow, world.tools, world.member_id, Money.cny(amount_minor),
+                               return_url="https://pay.example/wallet", bank=bank, form_key=form_key)
+
+
+def test_a_repeated_top_up_form_key_returns_the_first_top_up(world: WalletWorld) -> None:
+    first = _start(world, 10_000, "key-one")
+    again = _start(world, 10_000, "key-one")
+    other = _start(world, 10_000, "key-two")
+    assert not first.replayed
+    assert again.replayed
+    assert again.payment.id == first.payment.id
+    assert other.payment.id != first.payment.id
+    with pytest.raises(IdempotencyConflict):
+        _start(world, 20_000, "key-one")
+
+
+@pytest.mark.parametrize("form_key", ["", "x" * 41, "has space", "ключ"])
+def test_a_missing_or_odd_form_key_is_refused_before_anything_is_stored(world: WalletWorld, form_key: str) -> None:
+    with pytest.raises(FormKeyInvalid):
+        _start(world, 10_000, form_key)
+    with pytest.raises(FormKeyInvalid):
+        member_form_key(world.member_id, form_key)
+
+
+def test_a_bank_switched_off_in_the_console_takes_no_top_up(world: WalletWorld) -> None:
+    with world.uow() as uow:
+        uow.channel_settings.save(ChannelSetting("HBB", False, None, "ops.admin", world.tools.clock.now()))
+        uow.commit()
+    assert wallet.top_up_banks(world.uow, ["HBB", "JHB"]) == ["JHB"]
+    with pytest.raises(TopUpBankSwitchedOff):
+        _start(world, 10_000, "key-off")
+    assert _start(world, 10_000, "key-off", bank="JHB").payment.bank == "JHB"

@@ -66,6 +66,9 @@ def _server(listener: Listener, host: str) -> _BankServer:
         host=host,
         port=listener.port,
         log_level="warning",
+        # No logging config of uvicorn's own: its loggers then propagate to the root handler, which
+        # redacts every line (banksim/core/logs.py); uvicorn's default handlers would bypass it.
+        log_config=None,
         lifespan="off",
         timeout_graceful_shutdown=1,
         access_log=False,

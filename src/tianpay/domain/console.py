@@ -36,6 +36,7 @@ class Permission(enum.StrEnum):
     RESOLVE_EXCEPTION = "reconciliation.resolve"
     VIEW_SETTLEMENTS = "settlements.view"
     RETRY_PAYOUT_QUERY = "payouts.retry_query"
+    RETRY_SETTLEMENT_PAYOUT = "settlements.retry_payout"
     VIEW_WEBHOOKS = "webhooks.view"
     RESEND_WEBHOOK = "webhooks.resend"
     VIEW_AUDIT = "audit.view"
@@ -53,6 +54,7 @@ _FINANCE: Final = frozenset(
         Permission.RESOLVE_EXCEPTION,
         Permission.VIEW_SETTLEMENTS,
         Permission.RETRY_PAYOUT_QUERY,
+        Permission.RETRY_SETTLEMENT_PAYOUT,
         Permission.VIEW_STATISTICS,
     }
 )

@@ -303,6 +303,7 @@ def settlement_settled(*, settlement_id: str, merchant_id: str, business_date: s
 BANK_CHARGES_BOOKED: Final = "bank_charges.booked"
 RECONCILIATION_DIFFERENCE: Final = "reconciliation.difference"
 RECONCILIATION_PLATFORM_ONLY: Final = "reconciliation.platform_only"
+RECONCILIATION_BOOKED_TO_SUSPENSE: Final = "reconciliation.booked_to_suspense"
 
 
 def bank_charges(*, bank: str, statement_date: str, amount: Money) -> JournalEntry:
@@ -334,6 +335,23 @@ def reconciliation_difference(*, bank: str, source_id: str, difference: Money, r
     legs = (debit(bank_reserve(bank), difference), credit(PLATFORM_SUSPENSE, difference))
     return JournalEntry(
         RECONCILIATION_DIFFERENCE, source_id, legs, f"{bank} statement line {source_id}: {reason}"
+    )
+
+
+def reconciliation_booked_to_suspense(*, bank: str, exception_id: str, amount: Money) -> JournalEntry:
+    """An operator books a statement line whose 补单 the owning service refused to ``platform:suspense``.
+
+    ``amount`` is signed as the reserve moved. Money in: Dr ``bank:B:reserve`` / Cr ``platform:suspense``;
+    money out: the mirror. The ledger then follows the bank again, and suspense holds the question until
+    the exception this opens is written off or recovered. The source is the refused exception, so a
+    second booking of the same line is a replay.
+    """
+    if amount.is_zero:
+        raise ValueError("a line of zero books nothing")
+    legs = (debit(bank_reserve(bank), amount), credit(PLATFORM_SUSPENSE, amount))
+    return JournalEntry(
+        RECONCILIATION_BOOKED_TO_SUSPENSE, exception_id, legs,
+        f"{bank} statement line of exception {exception_id} booked to suspense",
     )
 
 

@@ -17,6 +17,7 @@ from tianpay.domain.errors import DomainError
 from tianpay.domain.ledger import JournalEntry
 from tianpay.domain.money import Money
 from tianpay.domain.posting_rules import (
+    reconciliation_booked_to_suspense,
     reconciliation_difference,
     reconciliation_platform_only,
     suspense_resolved,
@@ -109,6 +110,11 @@ class Outcome(enum.StrEnum):
     PARKED = "parked"  # a record final on our side with no line yet: wait for the next statement
     SHORT = "short"  # 短款: still absent from the next statement
 
+
+# Exception kinds that are not a line's outcome: a 补单 the owning service refused (nothing booked),
+# and what an operator's ``book_to_suspense`` of such a line leaves in suspense.
+MAKE_GOOD_REFUSED: Final = "make_good_refused"
+BOOKED_TO_SUSPENSE: Final = "booked_to_suspense"
 
 # Outcomes that open an exception for an operator.
 EXCEPTION_OUTCOMES: Final = frozenset(
@@ -224,6 +230,12 @@ class ResolutionAction(enum.StrEnum):
     # Nothing to book (the exception left nothing in suspense: the card switch's, a make-good the
     # payment service refused and a later query settled).
     DISMISS = "dismiss"
+    # A refused 补单: the line's money is booked between the reserve and suspense, and a follow-up
+    # exception (``booked_to_suspense``) holds it until it is written off or recovered.
+    BOOK_TO_SUSPENSE = "book_to_suspense"
+    # A follow-up whose record the owning service recorded after all (a query once the fee plan was
+    # restored …): the service booked the money itself, so the suspense booking is taken back.
+    RECORDED_SINCE = "recorded_since"
 
 
 class IllegalResolution(DomainError):
@@ -233,6 +245,7 @@ class IllegalResolution(DomainError):
 RESOLUTION_EVENTS: Final = {
     ResolutionAction.WRITE_OFF: "reconciliation_exception.written_off",
     ResolutionAction.RECOVERED: "reconciliation_exception.recovered",
+    ResolutionAction.RECORDED_SINCE: "reconciliation_exception.recorded_since",
 }
 
 
@@ -244,6 +257,8 @@ def resolution_entry(
     Raises IllegalResolution for a dismissal of an exception with money in suspense, or for moving
     money on an exception that left none there.
     """
+    if action is ResolutionAction.BOOK_TO_SUSPENSE:
+        raise IllegalResolution("only a refused make-good is booked to suspense", param="action")
     if action is ResolutionAction.DISMISS:
         if suspense_minor != 0:
             raise IllegalResolution("an exception with money in suspense is written off or recovered", param="action")
@@ -257,6 +272,75 @@ def resolution_entry(
         suspense=Money.cny(suspense_minor),
         to_cost=action is ResolutionAction.WRITE_OFF,
     )
+
+
+def check_resolution(
+    *, kind: str, bank: str, action: ResolutionAction, is_recorded_since: bool
+) -> None:
+    """The rules that depend on what kind of exception it is and on its record now; raises IllegalResolution.
+
+    A refused make-good (nothing booked, the reserve and the ledger apart) is booked to suspense, or
+    dismissed only once its service recorded the line after all (a later query did the 补单). Its
+    follow-up in suspense is resolved ``recorded_since`` exactly when the service has recorded it
+    since (the money would otherwise be counted twice), and written off or recovered otherwise. The
+    card switch keeps no reserve: its refused make-goods are dismissed (the money legs are on HBB's file).
+    """
+    if kind == MAKE_GOOD_REFUSED and bank not in CLEARING_ONLY_BANKS:
+        if action is ResolutionAction.DISMISS and not is_recorded_since:
+            raise IllegalResolution(
+                "the bank moved this money and nothing is booked: book it to suspense (a dismissal is "
+                "allowed only once its service has recorded it)", param="action",
+            )
+        if action is ResolutionAction.BOOK_TO_SUSPENSE and is_recorded_since:
+            raise IllegalResolution("its service has recorded this line since: dismiss it", param="action")
+        if action not in (ResolutionAction.BOOK_TO_SUSPENSE, ResolutionAction.DISMISS):
+            raise IllegalResolution("nothing of this line is booked yet: book it to suspense first", param="action")
+        return
+    if action is ResolutionAction.BOOK_TO_SUSPENSE:
+        raise IllegalResolution("only a refused make-good at a bank with a reserve is booked to suspense",
+                                param="action")
+    if action is ResolutionAction.RECORDED_SINCE and (kind != BOOKED_TO_SUSPENSE or not is_recorded_since):
+        raise IllegalResolution("recorded_since is for a line booked to suspense whose service has recorded it "
+                                "since", param="action")
+    if kind == BOOKED_TO_SUSPENSE and is_recorded_since and action is not ResolutionAction.RECORDED_SINCE:
+        raise IllegalResolution("its service has recorded this line since: resolve it as recorded_since",
+                                param="action")
+
+
+def actions_for(kind: str) -> tuple[ResolutionAction, ...]:
+    """The resolutions that can apply to an exception of ``kind`` (what the console offers; the
+    rules above still decide on the record as it is now)."""
+    if kind == MAKE_GOOD_REFUSED:
+        return (ResolutionAction.BOOK_TO_SUSPENSE, ResolutionAction.DISMISS)
+    if kind == BOOKED_TO_SUSPENSE:
+        return (ResolutionAction.WRITE_OFF, ResolutionAction.RECOVERED, ResolutionAction.RECORDED_SINCE)
+    return (ResolutionAction.WRITE_OFF, ResolutionAction.RECOVERED, ResolutionAction.DISMISS)
+
+
+def suspense_booking(*, exception_id: str, bank: str, statement_amount_minor: int) -> tuple[JournalEntry, int]:
+    """The entry that books a refused make-good's line to suspense, and what it leaves there (signed as
+    the asset: money in credits suspense, so the platform owes it: negative)."""
+    if bank in CLEARING_ONLY_BANKS:
+        raise IllegalResolution("the card switch keeps no reserve to book against", param="action")
+    if statement_amount_minor == 0:
+        raise IllegalResolution("a line of zero moved nothing: dismiss it", param="action")
+    entry = reconciliation_booked_to_suspense(
+        bank=bank, exception_id=exception_id, amount=Money.cny(statement_amount_minor)
+    )
+    return entry, -statement_amount_minor
+
+
+def is_recorded_since(kind: RecordKind, state: RecordState, statement_amount_minor: int) -> bool:
+    """Whether the owning service now holds what a statement line says (the 补单 happened after all).
+
+    A payout's bounce line (money back in, positive) is recorded once the payout is returned; its
+    payout line once it succeeded (or succeeded and then bounced); anything else once it succeeded.
+    """
+    if kind is RecordKind.PAYOUT:
+        if statement_amount_minor > 0:
+            return state is RecordState.RETURNED
+        return state in (RecordState.SUCCEEDED, RecordState.RETURNED)
+    return state is RecordState.SUCCEEDED
 
 
 # ---- platform statuses as reconciliation sees them -----------------------------------------------------

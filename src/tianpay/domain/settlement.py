@@ -37,23 +37,36 @@ class InvalidSettlementSettings(DomainError):
 
 class SettlementStatus(enum.StrEnum):
     """``carried``: the net was negative and ``available`` could not cover it, so nothing moved and
-    the lines wait for a later date; ``settled``: the net moved to ``available``; ``paid``: its payout
-    succeeded."""
+    the lines wait for a later date; ``settled``: the net moved to ``available`` (a payout may be on
+    its way: ``payout_id``); ``paid``: its payout succeeded; ``payout_failed``: its payout failed or
+    bounced, the money is back in ``available`` and the settlement waits to be paid again."""
 
     CARRIED = "carried"
     SETTLED = "settled"
     PAID = "paid"
+    PAYOUT_FAILED = "payout_failed"
 
 
 class SettlementEvent(enum.StrEnum):
     SETTLED = "settled"
     PAID = "paid"
+    # The attached payout failed at the bank (its submit entry reversed: money back in available).
+    PAYOUT_FAILED = "payout_failed"
+    # The attached payout succeeded and then bounced (退票): the money came back to available.
+    PAYOUT_RETURNED = "payout_returned"
+    # A new payout was attached to a settlement whose previous one failed or bounced.
+    PAYOUT_RETRIED = "payout_retried"
 
 
 TRANSITIONS: Final[Mapping[tuple[SettlementStatus, SettlementEvent], SettlementStatus]] = {
     # A carried date is tried again when it is rerun (available may have grown since).
     (SettlementStatus.CARRIED, SettlementEvent.SETTLED): SettlementStatus.SETTLED,
     (SettlementStatus.SETTLED, SettlementEvent.PAID): SettlementStatus.PAID,
+    (SettlementStatus.SETTLED, SettlementEvent.PAYOUT_FAILED): SettlementStatus.PAYOUT_FAILED,
+    (SettlementStatus.PAID, SettlementEvent.PAYOUT_RETURNED): SettlementStatus.PAYOUT_FAILED,
+    # Only from payout_failed, i.e. only once the previous payout is final and its money back: a
+    # settlement never has two payouts that may both succeed.
+    (SettlementStatus.PAYOUT_FAILED, SettlementEvent.PAYOUT_RETRIED): SettlementStatus.SETTLED,
 }
 
 
@@ -287,6 +300,30 @@ def check_account_name(raw: str) -> str:
             f"account_name is 1 to {MAX_ACCOUNT_NAME_CHARS} characters", param="account_name"
         )
     return name
+
+
+@dataclass(frozen=True, slots=True)
+class Payee:
+    """Who a payout went to, as far as a retry needs to compare: the bank, the account number's keyed
+    fingerprint (never the number) and the holder's name."""
+
+    bank: str
+    account_fingerprint: str
+    account_name: str
+
+
+def payee_changed(failed_to: Payee, current: Payee) -> bool:
+    """Whether the merchant's settlement account differs from the one a failed payout was sent to.
+
+    The automatic payout run pays a failed settlement again only then: sending the same payout to
+    the same account would fail the same way (a name the bank refused, a closed account). Names are
+    compared after trimming, as the banks compare them.
+    """
+    return (
+        failed_to.bank != current.bank
+        or failed_to.account_fingerprint != current.account_fingerprint
+        or failed_to.account_name.strip() != current.account_name.strip()
+    )
 
 
 def mask_account_no(account_no: str) -> str:

@@ -14,6 +14,7 @@ from typing import Final
 
 from tianpay.domain.errors import DomainError
 from tianpay.domain.money import Money
+from tianpay.domain.payment import InvalidBank
 
 # The platform's merchant for top-ups, inserted by revision 0004 (it has no keys: no API access).
 TOP_UP_MERCHANT_ID: Final = "mch_tianpay_wallet"
@@ -37,6 +38,38 @@ class ThenPayStatus(enum.StrEnum):
 
 class NotPayableFromWallet(DomainError):
     code = "payment_method_not_allowed"
+
+
+class TopUpBankSwitchedOff(InvalidBank):
+    """An operator switched the bank off in the console: no new top-up goes to it (docs/console.md)."""
+
+    code = "bank_switched_off"
+
+
+class FormKeyInvalid(DomainError):
+    """A wallet form came without its one-time key (or with one we never issue): reload the page."""
+
+    code = "form_key_invalid"
+
+
+# Idempotency records are keyed by merchant; a member's wallet forms are recorded under the wallet's
+# own merchant, with the member's id inside the key so that one member's key never meets another's.
+FORM_KEY_OWNER: Final = TOP_UP_MERCHANT_ID
+FORM_KEY_LENGTH_MAX: Final = 40
+
+
+def member_form_key(member_id: str, form_key: str) -> str:
+    """The idempotency key of one wallet form submission; FormKeyInvalid for a missing or odd key.
+
+    The page renders a fresh random key into each form (``secrets.token_urlsafe``), so a second POST
+    of the same form (a double click, a reload that resends) carries the same key.
+    """
+    is_well_formed = 0 < len(form_key) <= FORM_KEY_LENGTH_MAX and all(
+        character.isascii() and (character.isalnum() or character in "-_") for character in form_key
+    )
+    if not is_well_formed:
+        raise FormKeyInvalid("this form has expired; reload the page and try again", param="form_key")
+    return f"{member_id}:{form_key}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -955,6 +955,9 @@ def bench_payments_command(
         int | None, typer.Option("--pgbench-scale", min=1, help="pgbench -s (default: the client count).")
     ] = None,
     merchants: Annotated[int, typer.Option("--merchants", min=1, help="Merchants the clients pay in turn.")] = 1,
+    profile: Annotated[
+        Path | None, typer.Option("--profile", help="Write py-spy's raw stacks of the first `serve` here.")
+    ] = None,
     as_json: JsonOutput = False,
 ) -> None:
     """Wallet payments per second and POST /v1/payments p50/p99 through `serve`, and pgbench TPC-B."""
@@ -963,7 +966,7 @@ def bench_payments_command(
     try:
         result = payments.run_bench(
             seconds=seconds, clients=clients, serve_workers=serve_workers or payments.default_serve_workers(),
-            cheap_passwords=cheap_passwords, merchants=merchants, pgbench_scale=pgbench_scale,
+            cheap_passwords=cheap_passwords, merchants=merchants, pgbench_scale=pgbench_scale, profile=profile,
             log=None if as_json else console.print,
         )
     except common.BenchUnavailable as exc:

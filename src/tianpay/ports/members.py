@@ -35,6 +35,10 @@ class MemberRepository(Protocol):
 
     def get(self, member_id: str) -> Member | None: ...
 
+    def get_for_merchant(self, member_id: str, merchant_id: str) -> Member | None:
+        """The member if ``merchant_id`` registered it (has a link to it), else None: one statement."""
+        ...
+
     def get_for_update(self, member_id: str) -> Member | None:
         """The member, its row locked until the unit of work ends (PostgreSQL; SQLite serialises)."""
         ...

@@ -24,6 +24,10 @@ class MerchantRepository(Protocol):
 
     def get_key(self, key_id: str) -> MerchantKey | None: ...
 
+    def get_key_with_merchant(self, key_id: str) -> tuple[MerchantKey, Merchant] | None:
+        """The key and the merchant that owns it, read together (every signed request needs both)."""
+        ...
+
     def keys_of(self, merchant_id: str) -> Sequence[MerchantKey]:
         """The merchant's keys, oldest first, whatever their status."""
         ...

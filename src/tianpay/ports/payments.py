@@ -118,6 +118,10 @@ class PaymentRepository(Protocol):
 
     def record_transition(self, transition: Transition) -> None: ...
 
+    def record_transitions(self, transitions: Sequence[Transition]) -> None:
+        """Records several transitions in one statement, in the order given (``transitions_of`` order)."""
+        ...
+
     def transitions_of(self, payment_id: str) -> Sequence[Transition]:
         """The payment's recorded transitions (its own and its attempts'), oldest first."""
         ...

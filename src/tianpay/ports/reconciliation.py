@@ -179,6 +179,11 @@ class ReconciliationRepository(Protocol):
 
     def has_line(self, bank: str, record_id: str) -> bool: ...
 
+    def unlisted_in_flight_refunds(self, bank: str, *, requested_before: datetime) -> Sequence[str]:
+        """Ids of refunds still in flight at ``bank`` (created, processing, unknown), requested before
+        ``requested_before``, that no line of the bank's statements names, oldest first."""
+        ...
+
     def parked_records(self, bank: str, *, before: date | None = None) -> Sequence[ParkedRecord]:
         """Records still parked at ``bank`` (parked on a date before ``before``, when given)."""
         ...
@@ -245,5 +250,10 @@ class ReconciliationRepository(Protocol):
         ...
 
     def exceptions(
-        self, *, run_id: str | None = None, status: ExceptionStatus | None = None, limit: int = 100
+        self,
+        *,
+        run_id: str | None = None,
+        status: ExceptionStatus | None = None,
+        kind: str | None = None,
+        limit: int = 100,
     ) -> Sequence[ReconciliationException]: ...

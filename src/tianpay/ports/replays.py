@@ -13,9 +13,11 @@ from typing import Protocol
 
 class ReplayRepository(Protocol):
     def remember(self, fingerprints: Sequence[str], expires_at: datetime) -> bool:
-        """Inserts every fingerprint; False (and nothing kept) when any was already there.
+        """Inserts every fingerprint; False when any was already there.
 
         The insert itself is the check (a primary key), so two concurrent replays cannot both pass.
+        After False the other fingerprints of the call may be inserted in the transaction: the caller
+        must roll the unit of work back, never commit it (services/authentication.py does).
         """
         ...
 

@@ -99,3 +99,20 @@ class SettlementRepository(Protocol):
     def mark_paid(self, settlement_id: str, payout_id: str, now: datetime) -> bool:
         """Compare-and-set ``settled`` → ``paid`` with its payout; False when it was not settled."""
         ...
+
+    def mark_payout_failed(
+        self, settlement_id: str, payout_id: str, *, expected: SettlementStatus, now: datetime
+    ) -> bool:
+        """Compare-and-set ``expected`` (settled, or paid for a bounce) → ``payout_failed``, only while
+        ``payout_id`` is the settlement's payout; clears ``paid_at``. False otherwise."""
+        ...
+
+    def reattach_payout(self, settlement_id: str, failed_payout_id: str, payout_id: str, now: datetime) -> bool:
+        """Compare-and-set ``payout_failed`` with ``failed_payout_id`` → ``settled`` with the new payout;
+        False when the settlement is no longer waiting for that retry (another worker or operator won)."""
+        ...
+
+    def payout_failed_awaiting(self, limit: int) -> list[Settlement]:
+        """``payout_failed`` settlements whose merchant has automatic payout on and a settlement account,
+        oldest first (the payout run pays them again once the account changed)."""
+        ...

@@ -32,14 +32,17 @@ from tianpay.domain.member import Member
 from tianpay.domain.merchant import FeePlan, FeeRate, Merchant, MerchantStatus
 from tianpay.domain.merchant_user import LoginFailed, LoginLocked, lock_after_failure
 from tianpay.domain.operator import Operator
-from tianpay.domain.settlement import Settlement, SettlementSettings
+from tianpay.domain.payout import Payout
+from tianpay.domain.reconciliation import ResolutionAction
+from tianpay.domain.settlement import Settlement, SettlementSettings, SettlementStatus
 from tianpay.ports.channels import QuickPayRoute
 from tianpay.ports.clock import Clock, IdGenerator
 from tianpay.ports.console import BatchRow, FailedEvent
 from tianpay.ports.members import PasswordHasher, PiiCipher
+from tianpay.ports.payouts import PayoutDirectory
 from tianpay.ports.reconciliation import ReconciliationException, ReconciliationRun
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
-from tianpay.services import audit, merchants, notifications, reconciliation, settlement
+from tianpay.services import audit, merchants, notifications, payouts, reconciliation, settlement
 from tianpay.services.audit import Action
 from tianpay.services.merchants import KeyTools, MerchantBalance, MerchantCreated, NewMerchant
 from tianpay.services.pii import PiiKind, reveal
@@ -398,7 +401,9 @@ def resolve_exception(
             before={"status": before.status.value, "kind": before.kind, "bank": before.bank,
                     "suspense_minor": before.suspense_minor},
             after={"status": resolved.status.value, "resolution": resolved.resolution,
-                   "resolution_entry_id": resolved.resolution_entry_id},
+                   "resolution_entry_id": resolved.resolution_entry_id,
+                   **({"follow_up_id": reconciliation.follow_up_id(exception_id)}
+                      if resolved.resolution == ResolutionAction.BOOK_TO_SUSPENSE.value else {})},
         ))
     return resolved
 
@@ -439,6 +444,35 @@ def retry_batch_query(
             after={"next_query_at": now.isoformat()},
         ))
         uow.commit()
+
+
+def retry_settlement_payout(
+    uow_factory: UnitOfWorkFactory, tools: ConsoleTools, operator: Operator, settlement_id: str, *,
+    directory: PayoutDirectory, reason: str,
+) -> Payout:
+    """Pays a settlement whose payout failed or bounced again, to the merchant's current settlement
+    account (payouts.retry_settlement_payout: a new payout, attached by compare-and-set), then audits.
+
+    The payouts service commits the new payout with its submit entry on its own, so the audit row follows
+    in the next transaction; a second retry of the same settlement is a Conflict there and is not audited.
+    """
+    authorize(operator, Permission.RETRY_SETTLEMENT_PAYOUT)
+    cleaned = check_reason(reason)
+    with uow_factory() as uow:
+        before = uow.settlements.get(settlement_id)
+    if before is None:
+        raise NotFound(f"no settlement {settlement_id}", param="settlement_id")
+    retried = payouts.retry_settlement_payout(
+        uow_factory, tools.clock, tools.ids, directory, tools.cipher, settlement_id
+    )
+    assert retried is not None
+    audit.record_after(uow_factory, tools.clock, tools.ids, Action(
+        operator, "settlement.retry_payout", "settlement", settlement_id, cleaned,
+        before={"status": before.status.value, "payout_id": before.payout_id, "net_minor": before.totals.net_minor},
+        after={"status": SettlementStatus.SETTLED.value, "payout_id": retried.id,
+               "account": {"bank": retried.payee_bank, "account_no": retried.account_masked}},
+    ))
+    return retried
 
 
 def failed_webhooks(uow_factory: UnitOfWorkFactory, *, limit: int = LIST_LIMIT) -> Sequence[FailedEvent]:

@@ -183,10 +183,10 @@ def _registration_hash(name: str, id_number: SealedPii, phone: SealedPii) -> str
 def member_for_merchant(uow_factory: UnitOfWorkFactory, merchant_id: str, member_id: str) -> Member:
     """The member, if the merchant registered it; NotFound otherwise (another merchant's is invisible)."""
     with uow_factory() as uow:
-        member = uow.members.get(member_id)
-        if member is None or not uow.members.links_of(member_id, merchant_id):
-            raise NotFound(f"no member {member_id}", param="id")
-        return member
+        member = uow.members.get_for_merchant(member_id, merchant_id)
+    if member is None:
+        raise NotFound(f"no member {member_id}", param="id")
+    return member
 
 
 def external_ids_of(uow_factory: UnitOfWorkFactory, merchant_id: str, member_id: str) -> list[str]:
@@ -393,8 +393,19 @@ def verify_payment_password(uow_factory: UnitOfWorkFactory, tools: MemberTools, 
     or PaymentPasswordIncorrect with the tries left; the 5th miss in a row locks it for 3 hours.
     Each miss is committed on its own, so a refused payment still counts it.
     """
+    verify_member_payment_password(uow_factory, tools, get_member(uow_factory, member_id), password)
+
+
+def verify_member_payment_password(
+    uow_factory: UnitOfWorkFactory, tools: MemberTools, member: Member, password: str
+) -> None:
+    """``verify_payment_password`` for a member the caller has just read (no second read of the row).
+
+    The lock and the failure count are taken from ``member``; a miss (or a reset after earlier
+    misses) still opens its own unit of work, which re-reads the row under a lock before writing.
+    """
+    member_id = member.id
     now = tools.clock.now()
-    member = get_member(uow_factory, member_id)
     if not member.is_active:
         raise MemberNotActive("this wallet is frozen; contact support")
     if member.is_payment_password_locked_at(now):

@@ -173,6 +173,15 @@ def get_payment(uow_factory: UnitOfWorkFactory, merchant_id: str, payment_id: st
         return PaymentDetail(payment, tuple(uow.payments.attempts_of(payment_id)))
 
 
+def find_payment(uow_factory: UnitOfWorkFactory, merchant_id: str, payment_id: str) -> Payment:
+    """The merchant's payment without its attempts (one statement); another merchant's is NotFound."""
+    with uow_factory() as uow:
+        payment = uow.payments.get(payment_id, merchant_id=merchant_id)
+    if payment is None:
+        raise NotFound(f"no payment {payment_id}", param="id")
+    return payment
+
+
 def list_payments(
     uow_factory: UnitOfWorkFactory,
     merchant_id: str,
@@ -429,10 +438,13 @@ def pay_from_wallet(
                 attempt = uow.payments.get_attempt(payment.succeeded_attempt_id)
                 assert attempt is not None
                 return AttemptRecorded(payment, attempt, Recorded.REPLAYED)
+        if payment.merchant_id == TOP_UP_MERCHANT_ID:
+            raise MethodNotAllowed("a wallet top-up is paid at a bank, not from the wallet", param="method")
         now = clock.now()
         check_attempt_allowed(payment, WALLET_BANK, now)
-        attempt = PaymentAttempt(
-            id=ids.new(id_prefixes.ATTEMPT),
+        attempt_id = ids.new(id_prefixes.ATTEMPT)
+        started = PaymentAttempt(
+            id=attempt_id,
             payment_id=payment.id,
             channel=WALLET_CHANNEL,
             bank=WALLET_BANK,
@@ -441,14 +453,38 @@ def pay_from_wallet(
             created_at=now,
             updated_at=now,
         )
-        processing = _move(uow, payment, PaymentEvent.ATTEMPT_STARTED, now, f"attempt {attempt.id} from a wallet")
-        uow.payments.add_attempt(attempt)
-        _record(uow, payment.id, attempt.id, None, attempt.status.value, "created", f"wallet of {member_id}", now)
-        uow.wallet.add_payment(WalletPayment(attempt.id, payment.id, member_id, attempt.amount, now))
-        succeeded = _move_attempt(
-            uow, attempt, AttemptEvent.SUCCEEDED, now, "paid from the wallet", bank_reference=attempt.id
+        # The wallet answers at once, so each row is written once in its final state: the attempt
+        # inserted already succeeded, the payment moved created → processing → succeeded by one
+        # compare-and-set (its row is locked above), and the four transitions recorded in one
+        # statement, in the order they happened (docs/performance.md). Both moves still go through
+        # the transition tables, so an illegal one raises before anything is written.
+        succeeded = replace(started.moved_to(AttemptEvent.SUCCEEDED, now), bank_reference=attempt_id)
+        processing = payment.moved_to(PaymentEvent.ATTEMPT_STARTED, now)
+        fee = _fee(uow, payment)
+        paid = replace(
+            processing.moved_to(PaymentEvent.ATTEMPT_SUCCEEDED, now), fee_amount=fee, succeeded_attempt_id=attempt_id
         )
-        paid = _succeed(uow, processing, succeeded, now)
+        if not uow.payments.update(paid, expected=payment.status):
+            raise IllegalTransition(f"payment {payment.id} changed while it was paid from a wallet; read it again",
+                                    param="status")
+        uow.payments.add_attempt(succeeded)
+        uow.wallet.add_payment(WalletPayment(attempt_id, payment.id, member_id, succeeded.amount, now))
+        uow.payments.record_transitions([
+            Transition(payment.id, None, payment.status.value, processing.status.value,
+                       PaymentEvent.ATTEMPT_STARTED.value, f"attempt {attempt_id} from a wallet", now),
+            Transition(payment.id, attempt_id, None, started.status.value, "created", f"wallet of {member_id}", now),
+            Transition(payment.id, attempt_id, started.status.value, succeeded.status.value,
+                       AttemptEvent.SUCCEEDED.value, "paid from the wallet", now),
+            Transition(payment.id, None, processing.status.value, paid.status.value,
+                       PaymentEvent.ATTEMPT_SUCCEEDED.value, f"attempt {attempt_id} succeeded", now),
+        ])
+        uow.ledger.post(
+            wallet_payment_succeeded(
+                payment_id=payment.id, merchant_id=payment.merchant_id, member_id=member_id,
+                amount=succeeded.amount, fee=fee,
+            )
+        )
+        uow.outbox.add_event(payment.merchant_id, EventType.PAYMENT_SUCCEEDED, payment_view(paid))
         uow.commit()
         return AttemptRecorded(paid, succeeded, Recorded.RECORDED)
 

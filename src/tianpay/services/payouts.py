@@ -19,7 +19,7 @@ import structlog
 from tianpay.domain import ids as id_prefixes
 from tianpay.domain.alerts import AlertKind, AlertSeverity, OperatorAlert
 from tianpay.domain.card_binding import BindingStatus
-from tianpay.domain.errors import DomainError, IllegalTransition, NotFound
+from tianpay.domain.errors import Conflict, DomainError, IllegalTransition, NotFound
 from tianpay.domain.ledger import JournalEntry
 from tianpay.domain.member import SealedPii
 from tianpay.domain.money import Money
@@ -40,6 +40,8 @@ from tianpay.domain.payout import (
     sending_bank,
 )
 from tianpay.domain.posting_rules import payout_failed, payout_returned, payout_submitted, payout_succeeded
+from tianpay.domain.settlement import Payee, SettlementStatus, payee_changed
+from tianpay.domain.wallet import FORM_KEY_OWNER, member_form_key
 from tianpay.ports.channels import ChannelResult, InvalidNotification, NotificationAck, Outcome
 from tianpay.ports.clock import Clock, IdGenerator
 from tianpay.ports.members import PiiCipher
@@ -57,11 +59,13 @@ from tianpay.services.member_tools import MemberTools
 from tianpay.services.members import verify_payment_password
 from tianpay.services.pii import PiiKind, reveal
 from tianpay.services.refunds import RequeryPolicy
-from tianpay.services.settlement import mark_settlement_paid, settlement_account
+from tianpay.services.settlement import mark_settlement_paid, mark_settlement_payout_failed, settlement_account
 
 log = structlog.stdlib.get_logger(__name__)
 
 IDEMPOTENCY_SCOPE: Final = "payouts"
+# A member's withdrawal forms, keyed under the wallet's own merchant (domain/wallet.py FORM_KEY_OWNER).
+WITHDRAWAL_IDEMPOTENCY_SCOPE: Final = "wallet_withdrawals"
 # The PII kind a payee account number is sealed and fingerprinted under (not a card: any account).
 PII_BANK_ACCOUNT: Final = "bank_account"
 DISPATCH_BATCH_SIZE: Final = 200
@@ -251,6 +255,7 @@ def request_withdrawal(
     card_id: str,
     amount: Money,
     payment_password: str,
+    form_key: str | None = None,
 ) -> Payout:
     """Withdraws ``amount`` from the member's wallet to one of its bound cards, once the payment
     password checks out (the wallet's lockout rules apply); returns the ``created`` withdrawal.
@@ -258,41 +263,77 @@ def request_withdrawal(
     The card number stays sealed in ``card_bindings``: the withdrawal names the card, and the number
     is opened only in memory when the batch is sent. Raises InsufficientBalance (nothing stored) when
     the wallet does not cover the amount.
+
+    ``form_key`` is the one-time key the withdrawal page renders into its form: the withdrawal and
+    the key's record commit together, so a second POST of the same form returns the first withdrawal
+    instead of making another (the same key with another amount or card is IdempotencyConflict).
     """
     check_amount(amount)
+    idempotency_key = None if form_key is None else member_form_key(member_id, form_key)
     verify_payment_password(uow_factory, tools, member_id, payment_password)
-    with uow_factory() as uow:
-        member = uow.members.get(member_id)
-        binding = uow.card_bindings.get(card_id)
-        if member is None:
-            raise NotFound(f"no member {member_id}", param="member_id")
-        if binding is None or binding.member_id != member_id or binding.status is not BindingStatus.BOUND:
-            raise NotFound("no bound card with this id", param="card_id")
-        if not member.name:
-            raise InvalidPayeeAccount("verify your real name before withdrawing", param="card_id")
-        now = tools.clock.now()
-        payout = Payout(
-            id=tools.ids.new(id_prefixes.PAYOUT),
-            source=PayoutSource.MEMBER,
-            merchant_id=None,
-            member_id=member_id,
-            out_payout_no=None,
-            amount=amount,
-            purpose=WITHDRAWAL_PURPOSE,
-            payee_bank=binding.bank,
-            account_name=member.name,
-            account_masked=binding.card_masked,
-            account_fingerprint=binding.card_fingerprint,
-            account_sealed=None,
-            card_id=binding.id,
-            bank=sending_bank(binding.bank, directory.payout_banks()),
-            status=PayoutStatus.CREATED,
-            created_at=now,
-            updated_at=now,
-        )
+    created: list[Payout] = []
+
+    def insert(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
+        payout = _new_withdrawal(uow, tools, directory, member_id, card_id, amount)
         _insert(uow, payout, "requested by the member")
-        uow.commit()
-    return payout
+        created.append(payout)
+        return 201, {"id": payout.id}
+
+    if idempotency_key is None:
+        with uow_factory() as uow:
+            insert(uow)
+            uow.commit()
+        return created[0]
+    stored = run_idempotent(
+        uow_factory,
+        merchant_id=FORM_KEY_OWNER,
+        scope=WITHDRAWAL_IDEMPOTENCY_SCOPE,
+        key=idempotency_key,
+        request_hash=hashlib.sha256(f"{card_id}\n{amount.minor}\n{amount.currency}".encode()).hexdigest(),
+        create=insert,
+        param="form_key",
+    )
+    if created:
+        return created[0]
+    log.info("payouts.withdrawal_replayed", member_id=member_id, payout_id=stored.body["id"])
+    with uow_factory() as uow:
+        first = uow.payouts.get(str(stored.body["id"]))
+    if first is None:
+        raise NotFound("the first withdrawal of this form is gone", param="form_key")
+    return first
+
+
+def _new_withdrawal(
+    uow: UnitOfWork, tools: MemberTools, directory: PayoutDirectory, member_id: str, card_id: str, amount: Money
+) -> Payout:
+    member = uow.members.get(member_id)
+    binding = uow.card_bindings.get(card_id)
+    if member is None:
+        raise NotFound(f"no member {member_id}", param="member_id")
+    if binding is None or binding.member_id != member_id or binding.status is not BindingStatus.BOUND:
+        raise NotFound("no bound card with this id", param="card_id")
+    if not member.name:
+        raise InvalidPayeeAccount("verify your real name before withdrawing", param="card_id")
+    now = tools.clock.now()
+    return Payout(
+        id=tools.ids.new(id_prefixes.PAYOUT),
+        source=PayoutSource.MEMBER,
+        merchant_id=None,
+        member_id=member_id,
+        out_payout_no=None,
+        amount=amount,
+        purpose=WITHDRAWAL_PURPOSE,
+        payee_bank=binding.bank,
+        account_name=member.name,
+        account_masked=binding.card_masked,
+        account_fingerprint=binding.card_fingerprint,
+        account_sealed=None,
+        card_id=binding.id,
+        bank=sending_bank(binding.bank, directory.payout_banks()),
+        status=PayoutStatus.CREATED,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def withdrawals_of(uow_factory: UnitOfWorkFactory, member_id: str, *, limit: int = 20) -> Sequence[Payout]:
@@ -379,7 +420,88 @@ def settlement_payouts(
                 continue
             uow.commit()
             created += 1
+    return created + _retry_failed_settlement_payouts(uow_factory, clock, ids, directory, cipher, batch_size)
+
+
+def _retry_failed_settlement_payouts(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    ids: IdGenerator,
+    directory: PayoutDirectory,
+    cipher: PiiCipher,
+    batch_size: int,
+) -> int:
+    # A settlement whose payout failed or bounced is paid again automatically only once the merchant's
+    # settlement account differs from the one that failed: the same payout to the same account would
+    # fail the same way. An operator may retry it regardless (``retry_settlement_payout``).
+    with uow_factory() as uow:
+        waiting = uow.settlements.payout_failed_awaiting(batch_size)
+    created = 0
+    for settlement in waiting:
+        try:
+            payout = retry_settlement_payout(
+                uow_factory, clock, ids, directory, cipher, settlement.id, only_if_account_changed=True
+            )
+        except DomainError as refused:
+            log.warning("settlement_payout_retry_refused", settlement_id=settlement.id, error=refused.code)
+            continue
+        if payout is not None:
+            created += 1
     return created
+
+
+def retry_settlement_payout(
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    ids: IdGenerator,
+    directory: PayoutDirectory,
+    cipher: PiiCipher,
+    settlement_id: str,
+    *,
+    only_if_account_changed: bool = False,
+) -> Payout | None:
+    """Pays a settlement whose payout failed or bounced again: a new payout (a new request number) of
+    its net to the merchant's current settlement account, attached in the same unit of work.
+
+    The attach is a compare-and-set from ``payout_failed`` naming the failed payout, which is final
+    with its money back in ``available``: a settlement never has two payouts that may both succeed,
+    and a second retry (another worker, a double click) raises Conflict. ``only_if_account_changed``
+    (the automatic run) returns None, creating nothing, while the account is the one that failed.
+    Raises InsufficientBalance when ``available`` no longer covers the net, InvalidPayeeAccount when
+    the merchant has no settlement account, NotFound and Conflict.
+    """
+    with uow_factory() as uow:
+        found = uow.settlements.get(settlement_id)
+        if found is None:
+            raise NotFound(f"no settlement {settlement_id}", param="settlement_id")
+        failed_id = found.payout_id
+        if found.status is not SettlementStatus.PAYOUT_FAILED or failed_id is None:
+            raise Conflict(
+                f"settlement {settlement_id} is {found.status.value}: only a settlement whose payout failed is "
+                "paid again", param="settlement_id",
+            )
+        account = settlement_account(uow, found.merchant_id, pii=cipher)
+        payee = _sealed_payee(cipher, None if account is None else PayeeAccount(
+            account.bank, account.account_no, account.account_name
+        ))
+        failed = uow.payouts.get(failed_id)
+        if only_if_account_changed and failed is not None and not payee_changed(
+            Payee(failed.payee_bank, failed.account_fingerprint, failed.account_name),
+            Payee(payee.bank, payee.account_fingerprint, payee.account_name),
+        ):
+            return None
+        assert account is not None
+        payout = create_settlement_payout(
+            uow, clock, ids, directory, cipher,
+            merchant_id=found.merchant_id, settlement_id=found.id, amount=found.net,
+            account=PayeeAccount(account.bank, account.account_no, account.account_name),
+        )
+        if not uow.settlements.reattach_payout(settlement_id, failed_id, payout.id, clock.now()):
+            raise Conflict(f"settlement {settlement_id} is being paid again already", param="settlement_id")
+        uow.commit()
+    log.info("settlement_payout_retried", settlement_id=settlement_id, failed_payout_id=failed_id,
+             payout_id=payout.id)
+    return payout
 
 
 def requery_payouts(
@@ -761,6 +883,11 @@ def _move(uow: UnitOfWork, payout: Payout, event: PayoutEvent, result: ChannelRe
             payout_returned(payout_id=payout.id, source=payout.source_account, bank=payout.bank, amount=payout.amount)
         )
         _notify(uow, moved, EventType.PAYOUT_RETURNED)
+    if moved.settlement_id is not None and (failed or event is PayoutEvent.RETURNED):
+        # The money is back in available (above); the settlement waits to be paid again.
+        mark_settlement_payout_failed(
+            uow, settlement_id=moved.settlement_id, payout_id=moved.id, returned=not failed, now=now
+        )
     return moved
 
 

@@ -20,11 +20,14 @@ from typing import Any
 import structlog
 
 from tianpay.domain.errors import Conflict, DomainError, NotFound
+from tianpay.domain.ledger import JournalEntry
 from tianpay.domain.money import Money
 from tianpay.domain.posting_rules import bank_charges
 from tianpay.domain.reconciliation import (
+    BOOKED_TO_SUSPENSE,
     CLEARING_ONLY_BANKS,
     EXCEPTION_OUTCOMES,
+    MAKE_GOOD_REFUSED,
     SWITCH_REVERSED_PREFIX,
     ExceptionStatus,
     LineKind,
@@ -35,11 +38,15 @@ from tianpay.domain.reconciliation import (
     RunStatus,
     business_date_of,
     business_day_bounds,
+    check_resolution,
+    is_recorded_since,
     judge_absent_record,
     judge_line,
     line_difference_entry,
+    record_state,
     resolution_entry,
     short_entry,
+    suspense_booking,
     suspense_of,
 )
 from tianpay.ports.channels import ChannelResult
@@ -60,12 +67,14 @@ from tianpay.ports.statements import (
     StatementNotReady,
     StatementUnavailable,
 )
-from tianpay.ports.unit_of_work import UnitOfWorkFactory
+from tianpay.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from tianpay.services.payouts import apply_payout_result, apply_payout_return
 
 log = structlog.stdlib.get_logger(__name__)
 
 RUN_ID_PREFIX = "rcn"
+# Who resolves what reconciliation settles by itself (a follow-up whose line its service recorded since).
+SYSTEM_OPERATOR = "reconciliation"
 EXCEPTION_ID_PREFIX = "rcx"
 FILE_ID_PREFIX = "stf"
 
@@ -365,7 +374,9 @@ def _run(
         progress(statement_file.line_count, statement_file.line_count)
     _book_charges(uow_factory, bank, business_date, statement_file, tally)
     _park_absent(uow_factory, clock, run, tally)
+    _query_absent_refunds(uow_factory, clock, run)
     _expire_parked(uow_factory, clock, ids, run, tally)
+    settle_recorded_since(uow_factory, clock, bank=bank)
     return tally.summary()
 
 
@@ -489,7 +500,7 @@ def _make_good(
         uow.reconciliation.add_exception(
             ReconciliationException(
                 id=ids.new(EXCEPTION_ID_PREFIX), run_id=run.id, bank=run.bank, business_date=run.business_date,
-                kind="make_good_refused", dedupe_key=f"{run.id}:line:{line.line_no}", suspense_minor=0,
+                kind=MAKE_GOOD_REFUSED, dedupe_key=f"{run.id}:line:{line.line_no}", suspense_minor=0,
                 status=ExceptionStatus.OPEN, created_at=clock.now(), record_id=record.record_id,
                 bank_ref=line.bank_ref, line_no=line.line_no, statement_amount_minor=line.amount_minor,
                 platform_amount_minor=record.amount_minor,
@@ -544,6 +555,30 @@ def _park_absent(uow_factory: UnitOfWorkFactory, clock: Clock, run: Reconciliati
             )
         uow.commit()
     tally.add("parked", len(absent))
+
+
+def _query_absent_refunds(uow_factory: UnitOfWorkFactory, clock: Clock, run: ReconciliationRun) -> None:
+    """Refunds still in flight that the date's statement does not name are queried now, not left.
+
+    The statement cannot settle them (no line, no answer), and their bank's query can: the refund
+    re-query job asks at its next tick instead of at the end of a doubling wait, and a bank that
+    still has no record of the refund after its window fails it (docs/refunds.md).
+    """
+    _, end = business_day_bounds(run.business_date)
+    now = clock.now()
+    with uow_factory() as uow:
+        requeried = 0
+        for refund_id in uow.reconciliation.unlisted_in_flight_refunds(run.bank, requested_before=end):
+            refund = uow.refunds.get(refund_id)
+            if refund is None or refund.next_query_at is None or refund.next_query_at <= now:
+                continue
+            if uow.refunds.reschedule(refund.id, expected=refund.status, next_query_at=now,
+                                      query_count=refund.query_count):  # fmt: skip
+                requeried += 1
+        uow.commit()
+    if requeried:
+        log.info("reconciliation.refunds_requeried", bank=run.bank, business_date=str(run.business_date),
+                 refunds=requeried)  # fmt: skip
 
 
 def _expire_parked(
@@ -682,8 +717,11 @@ def resolve_exception(
     """Closes an open exception, booking what it left in suspense as a new entry (docs/reconciliation.md).
 
     ``write_off`` books it to ``platform:bank_cost``, ``recovered`` through ``bank:B:reserve``,
-    ``dismiss`` books nothing and is allowed only when nothing is in suspense. Resolving again with
-    the same action is a no-op; with another action it is a Conflict.
+    ``dismiss`` books nothing and is allowed only when nothing is in suspense (and, for a refused
+    make-good, only once its service has recorded the line). ``book_to_suspense`` books a refused
+    make-good's line between the reserve and suspense and opens the follow-up exception that holds
+    it; ``recorded_since`` takes such a booking back once the service recorded the line itself.
+    Resolving again with the same action is a no-op; with another action it is a Conflict.
     """
     try:
         chosen = ResolutionAction(action)
@@ -703,9 +741,17 @@ def resolve_exception(
             if exception.resolution == chosen.value:
                 return exception
             raise Conflict(f"exception {exception_id} was already resolved ({exception.resolution})", param="action")
-        entry = resolution_entry(
-            exception_id=exception.id, bank=exception.bank, suspense_minor=exception.suspense_minor, action=chosen
+        check_resolution(
+            kind=exception.kind, bank=exception.bank, action=chosen,
+            is_recorded_since=_is_recorded_since(uow, exception),
         )
+        entry: JournalEntry | None
+        if chosen is ResolutionAction.BOOK_TO_SUSPENSE:
+            entry = _book_to_suspense(uow, clock, exception)
+        else:
+            entry = resolution_entry(
+                exception_id=exception.id, bank=exception.bank, suspense_minor=exception.suspense_minor, action=chosen
+            )
         if entry is not None:
             uow.ledger.post(entry)
         if not uow.reconciliation.resolve_exception(
@@ -719,3 +765,75 @@ def resolve_exception(
     assert resolved is not None
     log.info("reconciliation.exception_resolved", exception_id=exception_id, action=chosen.value, operator=operator)
     return resolved
+
+
+def follow_up_id(exception_id: str) -> str:
+    """The id of the exception a ``book_to_suspense`` opens: derived from the refused one, so the
+    booking, the resolution and the follow-up are one idempotent step."""
+    return f"{exception_id}_s"
+
+
+def _book_to_suspense(uow: UnitOfWork, clock: Clock, exception: ReconciliationException) -> JournalEntry:
+    """Opens the follow-up that holds the line in suspense, inside the resolving unit of work; returns
+    the entry (the caller posts it with the resolution)."""
+    amount_minor = exception.statement_amount_minor or 0
+    entry, suspense_minor = suspense_booking(
+        exception_id=exception.id, bank=exception.bank, statement_amount_minor=amount_minor
+    )
+    uow.reconciliation.add_exception(
+        ReconciliationException(
+            id=follow_up_id(exception.id), run_id=exception.run_id, bank=exception.bank,
+            business_date=exception.business_date, kind=BOOKED_TO_SUSPENSE,
+            dedupe_key=f"suspense:{exception.id}", suspense_minor=suspense_minor, status=ExceptionStatus.OPEN,
+            created_at=clock.now(), record_id=exception.record_id, bank_ref=exception.bank_ref,
+            line_no=exception.line_no, statement_amount_minor=exception.statement_amount_minor,
+            platform_amount_minor=exception.platform_amount_minor, entry_id=entry.id,
+        )
+    )
+    return entry
+
+
+def _is_recorded_since(uow: UnitOfWork, exception: ReconciliationException) -> bool:
+    """Whether the record a refused make-good (or its follow-up) names is now recorded by its service."""
+    if exception.kind not in (MAKE_GOOD_REFUSED, BOOKED_TO_SUSPENSE) or exception.record_id is None:
+        return False
+    found = _record_now(uow, exception.record_id)
+    if found is None:
+        return False
+    kind, status = found
+    return is_recorded_since(kind, record_state(kind, status), exception.statement_amount_minor or 0)
+
+
+def _record_now(uow: UnitOfWork, record_id: str) -> tuple[RecordKind, str] | None:
+    attempt = uow.payments.get_attempt(record_id)
+    if attempt is not None:
+        return RecordKind.ATTEMPT, attempt.status.value
+    refund = uow.refunds.get(record_id)
+    if refund is not None:
+        return RecordKind.REFUND, refund.status.value
+    payout = uow.payouts.get(record_id)
+    if payout is not None:
+        return RecordKind.PAYOUT, payout.status.value
+    return None
+
+
+def settle_recorded_since(uow_factory: UnitOfWorkFactory, clock: Clock, *, bank: str | None = None) -> int:
+    """Resolves ``recorded_since`` every open follow-up in suspense whose service has recorded its line
+    since (a query after the fee plan came back …); returns how many. Each run calls it for its bank,
+    so the reserve is never counted twice for longer than a day."""
+    with uow_factory() as uow:
+        follow_ups = uow.reconciliation.exceptions(status=ExceptionStatus.OPEN, kind=BOOKED_TO_SUSPENSE, limit=1000)
+        due = [e for e in follow_ups if (bank is None or e.bank == bank) and _is_recorded_since(uow, e)]
+    settled = 0
+    for exception in due:
+        try:
+            resolve_exception(
+                uow_factory, clock, exception.id, action=ResolutionAction.RECORDED_SINCE,
+                operator=SYSTEM_OPERATOR, reason="its service recorded the line since; the booking is taken back",
+            )
+        except DomainError as error:
+            # An operator resolved it in between: theirs stands.
+            log.warning("reconciliation.recorded_since_not_applied", exception_id=exception.id, error=error.code)
+            continue
+        settled += 1
+    return settled

@@ -431,6 +431,28 @@ def mark_settlement_paid(uow: UnitOfWork, *, settlement_id: str, payout_id: str,
     uow.outbox.add_event(found.merchant_id, EventType.SETTLEMENT_PAID, settlement_view(paid))
 
 
+def mark_settlement_payout_failed(
+    uow: UnitOfWork, *, settlement_id: str, payout_id: str, returned: bool, now: datetime
+) -> bool:
+    """The settlement's payout failed (or, ``returned``, bounced after success): ``settled`` (``paid``)
+    → ``payout_failed``, in the caller's unit of work. The payouts service has already put the money
+    back in ``available``; the settlement now waits to be paid again (docs/settlement.md). Returns
+    False, changing nothing, when ``payout_id`` is not the settlement's payout or the settlement is
+    already ``payout_failed`` (a repeated answer)."""
+    found = uow.settlements.get(settlement_id)
+    if found is None:
+        raise NotFound(f"no settlement {settlement_id}", param="settlement_id")
+    if found.payout_id != payout_id or found.status is SettlementStatus.PAYOUT_FAILED:
+        return False
+    event = SettlementEvent.PAYOUT_RETURNED if returned else SettlementEvent.PAYOUT_FAILED
+    next_status(found.status, event)
+    if not uow.settlements.mark_payout_failed(settlement_id, payout_id, expected=found.status, now=now):
+        raise Conflict(f"settlement {settlement_id} changed while its payout failure was recorded",
+                       param="settlement_id")
+    log.info("settlement.payout_failed", settlement_id=settlement_id, payout_id=payout_id, returned=returned)
+    return True
+
+
 def settlement_account(uow: UnitOfWork, merchant_id: str, *, pii: PiiCipher) -> SettlementAccount | None:
     """The merchant's settlement account with the number unsealed, for sending a payout; None when it
     has none. Never log or render ``account_no``."""

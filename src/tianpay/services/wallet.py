@@ -7,6 +7,7 @@ The money rules live in ``services.payments.pay_from_wallet`` (one unit of work,
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -16,19 +17,31 @@ import structlog
 from tianpay.domain import ids as id_prefixes
 from tianpay.domain.errors import DomainError, NotFound
 from tianpay.domain.ledger import member_wallet
-from tianpay.domain.member import MemberNotActive, SmsCodeRequired, SmsPurpose
+from tianpay.domain.member import Member, MemberNotActive, SmsCodeRequired, SmsPurpose
 from tianpay.domain.money import Money
 from tianpay.domain.payment import DEFAULT_EXPIRY, Payment, PaymentMethod, PaymentRequest, new_payment
-from tianpay.domain.wallet import TOP_UP_MERCHANT_ID, ThenPayStatus, TopUp, TopUpStatus, WalletLine
+from tianpay.domain.wallet import (
+    FORM_KEY_OWNER,
+    TOP_UP_MERCHANT_ID,
+    ThenPayStatus,
+    TopUp,
+    TopUpBankSwitchedOff,
+    TopUpStatus,
+    WalletLine,
+    member_form_key,
+)
 from tianpay.ports.payments import Transition
-from tianpay.ports.unit_of_work import UnitOfWorkFactory
-from tianpay.services import members, sms
+from tianpay.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from tianpay.services import members, routing, sms
 from tianpay.services import payments as payment_service
+from tianpay.services.idempotency import run_idempotent
 from tianpay.services.member_tools import MemberTools
 
 log = structlog.stdlib.get_logger(__name__)
 
 THEN_PAY_BATCH_SIZE: Final = 50
+# A member's top-up forms, keyed under the wallet's own merchant (domain/wallet.py FORM_KEY_OWNER).
+TOP_UP_IDEMPOTENCY_SCOPE: Final = "wallet_top_ups"
 TOP_UP_SUBJECT: Final = "天付钱包充值"
 
 
@@ -38,6 +51,8 @@ class TopUpStarted:
 
     payment: Payment
     top_up: TopUp
+    # True when a second POST of the same form found the top-up its first POST created.
+    replayed: bool = False
 
 
 # ---- reading ---------------------------------------------------------------------------------------------
@@ -69,6 +84,7 @@ def confirm_wallet_payment(
     payment_password: str,
     sms_code: str | None = None,
     merchant_id: str | None = None,
+    payment: Payment | None = None,
 ) -> Payment:
     """Pays ``payment_id`` from the member's wallet once the member proves it is them.
 
@@ -76,16 +92,18 @@ def confirm_wallet_payment(
     ``tools.wallet_sms_threshold_minor`` an SMS code to the member's phone is needed too: without one,
     a code is sent and SmsCodeRequired raised. InsufficientBalance leaves everything as it was.
     With ``merchant_id`` (the merchant API), the payment and the member must both be that merchant's.
+    ``payment`` is the payment as the caller read it moments ago (the API route reads it to pick the
+    handler), so it is not read again; only its amount is used before the paying unit of work, which
+    locks the row and checks everything else again.
+
+    Units of work on the way (docs/performance.md): one read of the member (and the payment, unless
+    given), the password check outside any transaction (argon2id is slow and holds no connection),
+    its own commit for a miss, then the one paying unit of work.
     """
-    member = (
-        members.get_member(uow_factory, member_id)
-        if merchant_id is None
-        else members.member_for_merchant(uow_factory, merchant_id, member_id)
-    )
+    member, payment = _payer_and_payment(uow_factory, payment_id, member_id, merchant_id, payment)
     if not member.is_active:
         raise MemberNotActive("this wallet is frozen; contact support")
-    payment = _payment(uow_factory, payment_id, merchant_id)
-    members.verify_payment_password(uow_factory, tools, member_id, payment_password)
+    members.verify_member_payment_password(uow_factory, tools, member, payment_password)
     threshold = tools.wallet_sms_threshold_minor
     if threshold is not None and payment.amount.minor > threshold:
         if member.phone is None:
@@ -101,15 +119,37 @@ def confirm_wallet_payment(
     return recorded.payment
 
 
-def _payment(uow_factory: UnitOfWorkFactory, payment_id: str, merchant_id: str | None) -> Payment:
+def _payer_and_payment(
+    uow_factory: UnitOfWorkFactory, payment_id: str, member_id: str, merchant_id: str | None, payment: Payment | None
+) -> tuple[Member, Payment]:
+    """The member (the merchant's, with ``merchant_id``) and the payment, read in one unit of work.
+
+    The member is looked for first, so an unknown member is reported before an unknown payment.
+    """
     with uow_factory() as uow:
-        payment = uow.payments.get(payment_id, merchant_id=merchant_id)
+        if merchant_id is None:
+            member = uow.members.get(member_id)
+            missing_member = NotFound(f"no member {member_id}", param="member_id")
+        else:
+            member = uow.members.get_for_merchant(member_id, merchant_id)
+            missing_member = NotFound(f"no member {member_id}", param="id")
+        if member is None:
+            raise missing_member
+        if payment is None:
+            payment = uow.payments.get(payment_id, merchant_id=merchant_id)
     if payment is None:
         raise NotFound(f"no payment {payment_id}", param="id")
-    return payment
+    return member, payment
 
 
 # ---- top-ups -------------------------------------------------------------------------------------------------
+
+
+def top_up_banks(uow_factory: UnitOfWorkFactory, banks: Sequence[str]) -> list[str]:
+    """The online-banking ``banks`` that can take a top-up now: an operator may have switched some off
+    in the console (docs/console.md "Channels"), and those are neither offered nor accepted."""
+    switched_off = routing.disabled_banks(uow_factory)
+    return [bank for bank in banks if bank not in switched_off]
 
 
 def start_top_up(
@@ -122,6 +162,7 @@ def start_top_up(
     method: PaymentMethod = PaymentMethod.ONLINE_BANKING,
     bank: str | None = None,
     then_pay_payment_id: str | None = None,
+    form_key: str | None = None,
 ) -> TopUpStarted:
     """Creates a top-up: a payment to the platform's top-up merchant whose success credits the wallet.
 
@@ -130,10 +171,17 @@ def start_top_up(
     ``then_pay_payment_id`` (the payer confirmed that payment with the payment password already),
     the wallet pays it as soon as the top-up is credited (``pay_after_top_up``). ``{top_up_id}`` in
     ``return_url`` is replaced by the top-up's id.
+
+    ``form_key`` is the one-time key of the wallet form that asked for it: the top-up and the key's
+    record commit together, and a second POST of the same form gets the first top-up back
+    (``replayed``) instead of a second one, so the caller never charges a card twice for one form.
     """
     member = members.get_member(uow_factory, member_id)
     if not member.is_active:
         raise MemberNotActive("this wallet is frozen; contact support")
+    idempotency_key = None if form_key is None else member_form_key(member_id, form_key)
+    if bank is not None and bank in routing.disabled_banks(uow_factory):
+        raise TopUpBankSwitchedOff(f"bank {bank} is not taking top-ups now; choose another", param="bank")
     now = tools.clock.now()
     payment_id = tools.ids.new(id_prefixes.PAYMENT)
     request = PaymentRequest(
@@ -155,15 +203,39 @@ def start_top_up(
         then_pay_payment_id=then_pay_payment_id,
         then_pay_status=None if then_pay_payment_id is None else ThenPayStatus.AWAITING,
     )
-    with uow_factory() as uow:
+
+    def insert(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
         uow.payments.add(payment)
         uow.payments.record_transition(
             Transition(payment_id, None, None, payment.status.value, "created", f"top-up for {member_id}", now)
         )
         uow.wallet.add_top_up(top_up)
-        uow.commit()
+        return 201, {"payment_id": payment_id}
+
+    if idempotency_key is None:
+        with uow_factory() as uow:
+            insert(uow)
+            uow.commit()
+    else:
+        asked = f"{amount.minor}\n{amount.currency}\n{method.value}\n{bank or ''}\n{then_pay_payment_id or ''}"
+        stored = run_idempotent(
+            uow_factory, merchant_id=FORM_KEY_OWNER, scope=TOP_UP_IDEMPOTENCY_SCOPE, key=idempotency_key,
+            request_hash=hashlib.sha256(asked.encode()).hexdigest(), create=insert, param="form_key",
+        )
+        if stored.replayed:
+            return _first_top_up(uow_factory, str(stored.body["payment_id"]))
     log.info("wallet.top_up_started", payment_id=payment_id, member_id=member_id, amount=amount.format())
     return TopUpStarted(payment, top_up)
+
+
+def _first_top_up(uow_factory: UnitOfWorkFactory, payment_id: str) -> TopUpStarted:
+    with uow_factory() as uow:
+        payment = uow.payments.get(payment_id)
+        top_up = uow.wallet.top_up(payment_id)
+    if payment is None or top_up is None:
+        raise NotFound("the first top-up of this form is gone", param="form_key")
+    log.info("wallet.top_up_replayed", payment_id=payment_id, member_id=top_up.member_id)
+    return TopUpStarted(payment, top_up, replayed=True)
 
 
 def top_up_of(uow_factory: UnitOfWorkFactory, payment_id: str) -> TopUp | None:

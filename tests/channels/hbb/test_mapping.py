@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tianpay.channels.hbb import mapping, wire
 from tianpay.channels.hbb.wire import AcpResult, RespCode, WireError
 from tianpay.domain.money import Money
-from tianpay.ports.channels import OnlineBankingOrder, Outcome, RefundOrder
+from tianpay.ports.channels import ChannelResult, OnlineBankingOrder, Outcome, RefundOrder
 
 from .conftest import ATTEMPT_ID, MER_ID, QUERY_ID, REFUND_ID
 
@@ -225,3 +225,49 @@ def test_a_refund_request_names_the_payment_by_its_query_id(refund_order: Refund
 def test_amounts_must_be_positive(minor: int) -> None:
     with pytest.raises(ValueError, match="positive"):
         mapping.fen(Money.cny(minor))
+
+
+# "No such transaction" about a back-office order (refunds, payouts)
+
+_ABSENT = ChannelResult(Outcome.UNKNOWN, bank_code="34", bank_message="查无此交易")
+
+
+def test_no_such_transaction_is_unknown_inside_the_window_and_not_submitted_after_it() -> None:
+    window = mapping.ABSENT_ORDER_FINAL_AFTER
+    assert window == timedelta(minutes=30)
+    assert mapping.settle_absent_order(_ABSENT, age=window - timedelta(seconds=1)) == _ABSENT
+    settled = mapping.settle_absent_order(_ABSENT, age=window)
+    assert (settled.outcome, settled.bank_code) == (Outcome.NOT_SUBMITTED, "34")
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        ChannelResult(Outcome.UNKNOWN, bank_message="HBB did not answer in time"),
+        ChannelResult(Outcome.UNKNOWN, bank_message="HBB answered HTTP 503"),
+        ChannelResult(Outcome.UNKNOWN, bank_code="05"),
+        ChannelResult(Outcome.PENDING, bank_code="05"),
+        ChannelResult(Outcome.FAILED, bank_code="51"),
+    ],
+)
+def test_nothing_but_hbbs_own_no_such_transaction_ever_becomes_final_with_age(result: ChannelResult) -> None:
+    assert mapping.settle_absent_order(result, age=timedelta(days=3)) == result
+
+
+def test_quick_pay_requests_carry_the_common_fields_of_every_acp_request() -> None:
+    from tianpay.channels.hbb import quickpay_wire
+
+    consume = quickpay_wire.TokenConsumeRequest(
+        certId="42", merId=MER_ID, orderId="att12345678", txnTime="20261127103000", txnAmt="100", token="t",
+        backUrl="http://127.0.0.1:9/notify",
+    )
+    query = wire.QueryRequest(certId="42", merId=MER_ID, orderId="att12345678", txnTime="20261127103000")
+    common = ("version", "encoding", "signMethod", "accessType")
+    consume_fields, query_fields = wire.request_fields(consume), wire.request_fields(query)
+    assert {k: consume_fields[k] for k in common} == {k: query_fields[k] for k in common} == {
+        "version": "5.1.0", "encoding": "UTF-8", "signMethod": "01", "accessType": "0",
+    }
+    assert (consume_fields["txnType"], consume_fields["bizType"], consume_fields["channelType"]) == (
+        "01", "000301", "07",
+    )
+    assert "channelType" not in query_fields

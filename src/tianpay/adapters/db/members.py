@@ -46,6 +46,16 @@ class SqlMemberRepository:
         row = self._connection.execute(select(members).where(members.c.id == member_id)).first()
         return None if row is None else _member_from(row)
 
+    def get_for_merchant(self, member_id: str, merchant_id: str) -> Member | None:
+        # The member and "is it this merchant's?" in one round trip (every wallet confirm asks).
+        linked = (
+            select(merchant_members.c.member_id)
+            .where(merchant_members.c.member_id == members.c.id, merchant_members.c.merchant_id == merchant_id)
+            .exists()
+        )
+        row = self._connection.execute(select(members).where(members.c.id == member_id, linked)).first()
+        return None if row is None else _member_from(row)
+
     def get_for_update(self, member_id: str) -> Member | None:
         row = self._connection.execute(select(members).where(members.c.id == member_id).with_for_update()).first()
         return None if row is None else _member_from(row)

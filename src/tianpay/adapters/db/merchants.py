@@ -72,6 +72,30 @@ class SqlMerchantRepository:
         row = self._connection.execute(select(merchant_keys).where(merchant_keys.c.key_id == key_id)).first()
         return None if row is None else _key_from(row)
 
+    def get_key_with_merchant(self, key_id: str) -> tuple[MerchantKey, Merchant] | None:
+        # One statement instead of two on every signed request (docs/performance.md); the
+        # merchant's columns are labelled where their names clash with the key's.
+        query = select(
+            merchant_keys,
+            merchants.c.name.label("merchant_name"),
+            merchants.c.status.label("merchant_status"),
+            merchants.c.webhook_url,
+            merchants.c.webhook_secret,
+            merchants.c.created_at.label("merchant_created_at"),
+        ).join(merchants, merchants.c.id == merchant_keys.c.merchant_id).where(merchant_keys.c.key_id == key_id)
+        row = self._connection.execute(query).first()
+        if row is None:
+            return None
+        merchant = Merchant(
+            id=row.merchant_id,
+            name=row.merchant_name,
+            status=MerchantStatus(row.merchant_status),
+            webhook_url=row.webhook_url,
+            webhook_secret=row.webhook_secret,
+            created_at=row.merchant_created_at,
+        )
+        return _key_from(row), merchant
+
     def keys_of(self, merchant_id: str) -> Sequence[MerchantKey]:
         rows = self._connection.execute(
             select(merchant_keys)

@@ -176,6 +176,28 @@ class SqlPaymentRepository:
             )
         )
 
+    def record_transitions(self, transitions: Sequence[Transition]) -> None:
+        if not transitions:
+            return
+        # One multi-row INSERT: the rows take their ids in the order of the VALUES list, which is
+        # the order transitions_of reads them back in.
+        self._connection.execute(
+            insert(payment_transitions).values(
+                [
+                    {
+                        "payment_id": t.payment_id,
+                        "attempt_id": t.attempt_id,
+                        "from_status": t.from_status,
+                        "to_status": t.to_status,
+                        "event": t.event,
+                        "cause": t.cause,
+                        "created_at": t.created_at,
+                    }
+                    for t in transitions
+                ]
+            )
+        )
+
     def transitions_of(self, payment_id: str) -> Sequence[Transition]:
         t = payment_transitions.c
         rows = self._connection.execute(

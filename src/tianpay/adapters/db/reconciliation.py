@@ -28,6 +28,7 @@ from tianpay.domain.reconciliation import (
     RunStatus,
     record_state,
 )
+from tianpay.domain.refund import RefundStatus
 from tianpay.ports.reconciliation import (
     AbsentRecord,
     JoinedLine,
@@ -411,6 +412,22 @@ class SqlReconciliationRepository:
             select(lines.line_no).where(lines.bank == bank, lines.match_ref == record_id).limit(1)
         ).first() is not None
 
+    def unlisted_in_flight_refunds(self, bank: str, *, requested_before: datetime) -> Sequence[str]:
+        lines = statement_lines.c
+        r = refunds.c
+        in_flight = [status.value for status in RefundStatus if status.is_in_flight]
+        return [
+            str(row.id)
+            for row in self._connection.execute(
+                select(r.id)
+                .where(
+                    r.bank == bank, r.status.in_(in_flight), r.created_at < requested_before,
+                    ~exists().where(lines.bank == bank, lines.match_ref == r.id),
+                )
+                .order_by(r.created_at, r.id)
+            )
+        ]
+
     def parked_records(self, bank: str, *, before: date | None = None) -> Sequence[ParkedRecord]:
         k = reconciliation_parked.c
         query = select(reconciliation_parked).where(k.bank == bank, k.status == ParkedStatus.PARKED.value)
@@ -586,7 +603,12 @@ class SqlReconciliationRepository:
         return result.rowcount == 1
 
     def exceptions(
-        self, *, run_id: str | None = None, status: ExceptionStatus | None = None, limit: int = 100
+        self,
+        *,
+        run_id: str | None = None,
+        status: ExceptionStatus | None = None,
+        kind: str | None = None,
+        limit: int = 100,
     ) -> Sequence[ReconciliationException]:
         t = reconciliation_exceptions.c
         query = select(reconciliation_exceptions)
@@ -594,6 +616,8 @@ class SqlReconciliationRepository:
             query = query.where(t.run_id == run_id)
         if status is not None:
             query = query.where(t.status == status.value)
+        if kind is not None:
+            query = query.where(t.kind == kind)
         query = query.order_by(t.created_at, t.id).limit(limit)
         return [_exception(row) for row in self._connection.execute(query)]
 

@@ -1,8 +1,9 @@
 """The replay repository over ``request_replays``: remember fingerprints, purge expired ones.
 
-``remember`` inserts with ``ON CONFLICT DO NOTHING`` inside a savepoint: a fingerprint already
-present (or being inserted by a concurrent transaction, which PostgreSQL makes us wait for) means a
-replay, and the savepoint drops whatever this call inserted so the unit of work stays usable.
+``remember`` inserts with ``ON CONFLICT DO NOTHING``: a fingerprint already present (or being
+inserted by a concurrent transaction, which PostgreSQL makes us wait for) means a replay. It takes
+no savepoint (two round trips per signed request): after a replay the caller rolls the whole unit of
+work back, which drops whatever this call inserted (ports/replays.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ class SqlReplayRepository:
         rows = [{"fingerprint": fingerprint, "expires_at": expires_at} for fingerprint in dict.fromkeys(fingerprints)]
         if not rows:
             return True
-        savepoint = self._connection.begin_nested()
         # One statement for every fingerprint (a signature and its nonce): one round trip per
         # request instead of one per fingerprint (docs/performance.md). RETURNING names the rows
         # inserted; rowcount is not reliable for ON CONFLICT on every driver (psycopg reports -1).
@@ -35,11 +35,7 @@ class SqlReplayRepository:
             .on_conflict_do_nothing(index_elements=["fingerprint"])
             .returning(request_replays.c.fingerprint)
         )
-        if len(self._connection.execute(stmt).all()) != len(rows):
-            savepoint.rollback()
-            return False
-        savepoint.commit()
-        return True
+        return len(self._connection.execute(stmt).all()) == len(rows)
 
     def purge_expired(self, now: datetime, limit: int) -> int:
         # Bounded batches keep each purge short, so it never holds locks long on a busy server.

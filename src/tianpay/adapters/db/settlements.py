@@ -276,6 +276,48 @@ class SqlSettlementRepository:
         )
         return result.rowcount == 1
 
+    def mark_payout_failed(
+        self, settlement_id: str, payout_id: str, *, expected: SettlementStatus, now: datetime
+    ) -> bool:
+        result = self._connection.execute(
+            update(settlements)
+            .where(
+                settlements.c.id == settlement_id,
+                settlements.c.status == expected.value,
+                settlements.c.payout_id == payout_id,
+            )
+            .values(status=SettlementStatus.PAYOUT_FAILED.value, paid_at=None, updated_at=now)
+        )
+        return result.rowcount == 1
+
+    def reattach_payout(self, settlement_id: str, failed_payout_id: str, payout_id: str, now: datetime) -> bool:
+        result = self._connection.execute(
+            update(settlements)
+            .where(
+                settlements.c.id == settlement_id,
+                settlements.c.status == SettlementStatus.PAYOUT_FAILED.value,
+                settlements.c.payout_id == failed_payout_id,
+            )
+            .values(status=SettlementStatus.SETTLED.value, payout_id=payout_id, updated_at=now)
+        )
+        return result.rowcount == 1
+
+    def payout_failed_awaiting(self, limit: int) -> list[Settlement]:
+        s = settlements.c
+        m = merchant_settlement_settings.c
+        query = (
+            select(settlements)
+            .join(merchant_settlement_settings, m.merchant_id == s.merchant_id)
+            .where(
+                s.status == SettlementStatus.PAYOUT_FAILED.value,
+                m.auto_payout.is_(True),
+                m.account_no_ciphertext.is_not(None),
+            )
+            .order_by(s.business_date, s.id)
+            .limit(limit)
+        )
+        return [_settlement(row) for row in self._connection.execute(query)]
+
 
 def _settings(row: Any) -> SettlementSettings:
     sealed = (

@@ -7,8 +7,8 @@ that was never established proves nothing reached HBB, and only that is NOT_SUBM
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 import httpx
 import structlog
@@ -49,6 +49,7 @@ class HbbChannel:
         signer: Signer,
         verifier: HbbVerifier,
         http: httpx.Client,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.code = CODE
         self._base_url = base_url.rstrip("/")
@@ -56,6 +57,9 @@ class HbbChannel:
         self._signer = signer
         self._verifier = verifier
         self._http = http
+        # The platform's clock (it may be moved in demos and fault drills): requests are dated and
+        # HBB's "no such refund" window is judged by it, never by the machine's own time.
+        self._now = clock or (lambda: datetime.now(UTC))
 
     def close(self) -> None:
         self._http.close()
@@ -96,7 +100,10 @@ class HbbChannel:
         return mapping.transaction_result(answer)
 
     def query_refund(self, refund_id: str, created_at: datetime) -> ChannelResult:
-        return self._query(refund_id, created_at)
+        """The refund's fate; HBB's "no such transaction" becomes NOT_SUBMITTED once the refund is old
+        enough that HBB would have recorded it (mapping.ABSENT_ORDER_FINAL_AFTER), UNKNOWN before."""
+        result = self._query(refund_id, created_at)
+        return mapping.settle_absent_order(result, age=self._now() - created_at)
 
     # Internals
 
@@ -172,6 +179,7 @@ def build_hbb_channel(
         signer=Signer(key, config.resolved_cert_id),
         verifier=HbbVerifier([root], clock=clock),
         http=http,
+        clock=clock,
     )
 
 

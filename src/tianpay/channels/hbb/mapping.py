@@ -91,6 +91,16 @@ ORIGINAL_OUTCOMES: Final[Mapping[RespCode, Outcome]] = {
     RespCode.BANK_UNAVAILABLE: N,
 }
 
+# How long after its ``txnTime`` HBB may still answer "no such transaction" (34) about a back-office
+# order (a refund, a payout) that it may yet record. ACP's query guidance for back-office money
+# transactions (the UnionPay demo ``Form_6_5_Query``, 2015-09) queries 1, 2, 4, 8, 16 and 32 s after
+# the request and stops on any answer but 03/04/05, treating it as final; HBB, like ACP, records such
+# an order before it answers (docs/banks/hbb.md "Refunds"). After this window, far beyond any transport
+# delay, a 34 proves the order never reached HBB: NOT_SUBMITTED, nothing moved, nothing will. Online
+# banking is different (the payer's browser may post the form until ``payTimeout``): the gateway
+# service decides that one from the payment's expiry (docs/gateway.md "Absent orders").
+ABSENT_ORDER_FINAL_AFTER: Final = timedelta(minutes=30)
+
 KIND_PAYMENT: Final = "payment"
 KIND_REFUND: Final = "refund"
 _KINDS: Final[Mapping[str, str]] = {TxnType.CONSUME.value: KIND_PAYMENT, TxnType.REFUND.value: KIND_REFUND}
@@ -209,6 +219,24 @@ def query_result(result: AcpResult) -> ChannelResult:
         )
     outcome = original_outcome(result.origRespCode)
     return _channel_result(outcome, result, result.origRespCode, result.origRespMsg)
+
+
+def settle_absent_order(result: ChannelResult, *, age: timedelta) -> ChannelResult:
+    """A back-office order's query result, with HBB's "no such transaction" made final after the window.
+
+    ``age`` is how long ago the order's ``txnTime`` was. Only the query's own ``34`` turns into
+    NOT_SUBMITTED, and only once ``age`` reaches ABSENT_ORDER_FINAL_AFTER; everything else, a timeout
+    or an untrusted answer above all, passes through unchanged.
+    """
+    if result.outcome is not Outcome.UNKNOWN or result.bank_code != RespCode.NO_SUCH_TRANSACTION:
+        return result
+    if age < ABSENT_ORDER_FINAL_AFTER:
+        return result
+    return ChannelResult(
+        Outcome.NOT_SUBMITTED,
+        bank_code=result.bank_code,
+        bank_message=f"HBB has no record of the order {ABSENT_ORDER_FINAL_AFTER} after it was sent",
+    )
 
 
 def notification(result: AcpResult, *, mer_id: str) -> BankNotification:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 import httpx
@@ -34,8 +35,8 @@ BIZ_TYPE_PAYOUT: Final = "000401"
 NAME_MISMATCH: Final = "56"
 # How long after a payout was created HBB's "no such transaction" (34) still means "maybe not yet":
 # HBB records every payout it accepts before it answers, so after this window the payout never
-# reached HBB and NOT_SUBMITTED is safe.
-ABSENT_WINDOW: Final = timedelta(minutes=30)
+# reached HBB and NOT_SUBMITTED is safe. One window for every HBB back-office order (refunds too).
+ABSENT_WINDOW: Final = mapping.ABSENT_ORDER_FINAL_AFTER
 # Characters that would break ``customerInfo``'s ``{k=v&k=v}`` block.
 _INFO_UNSAFE: Final = frozenset("{}&=")
 
@@ -52,6 +53,24 @@ def payout_outcome(code: str) -> Outcome:
 def payout_query_outcome(orig_code: str) -> Outcome:
     """The outcome of a successful query's ``origRespCode`` (03/04/05 still processing)."""
     return _PAYOUT_OUTCOMES.get(orig_code) or mapping.original_outcome(orig_code)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PayoutRequest(wire.AcpRequest):
+    """``txnType=12`` (代付) on ``backTransReq.do``: ``accNo`` encrypted, the payee's name in ``customerInfo``.
+
+    ``backUrl`` is optional here: an empty one is left out by ``wire.request_fields``.
+    """
+
+    txnAmt: str
+    accNo: str
+    encryptCertId: str
+    customerInfo: str
+    backUrl: str = ""
+    txnType: str = wire.TxnType.PAYOUT.value
+    txnSubType: str = wire.TxnSubType.DEFAULT.value
+    bizType: str = BIZ_TYPE_PAYOUT
+    currencyCode: str = wire.CURRENCY_CNY
 
 
 def customer_info(name: str) -> str:
@@ -138,27 +157,18 @@ class HbbPayoutChannel:
         return _result(payout_outcome(answer.respCode), answer, answer.respCode, answer.respMsg)
 
     def _request(self, order: PayoutOrder, order_id: str, notify_url: str) -> dict[str, str]:
-        fields = {
-            "version": wire.VERSION,
-            "encoding": wire.ENCODING,
-            "signMethod": wire.SIGN_METHOD_RSA,
-            "txnType": wire.TxnType.PAYOUT.value,
-            "txnSubType": "00",
-            "bizType": BIZ_TYPE_PAYOUT,
-            "channelType": wire.CHANNEL_TYPE_INTERNET,
-            "accessType": wire.ACCESS_TYPE_MERCHANT,
-            "merId": self._mer_id,
-            "orderId": order_id,
-            "txnTime": mapping.beijing_stamp(order.created_at),
-            "txnAmt": mapping.fen(order.amount),
-            "currencyCode": wire.CURRENCY_CNY,
-            "accNo": self._encryptor.encrypt(order.account_no),
-            "encryptCertId": self._encryptor.cert_id,
-            "customerInfo": customer_info(order.account_name),
-        }
-        if notify_url:
-            fields["backUrl"] = notify_url
-        return fields
+        request = PayoutRequest(
+            certId=self._signer.cert_id,
+            merId=self._mer_id,
+            orderId=order_id,
+            txnTime=mapping.beijing_stamp(order.created_at),
+            txnAmt=mapping.fen(order.amount),
+            accNo=self._encryptor.encrypt(order.account_no),
+            encryptCertId=self._encryptor.cert_id,
+            customerInfo=customer_info(order.account_name),
+            backUrl=notify_url,
+        )
+        return wire.request_fields(request)
 
     def _query(self, order: PayoutOrder) -> ChannelResult:
         request = QueryRequest(

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 import structlog
 
 from tianpay.channels.hbb import quickpay_mapping as qmapping
-from tianpay.channels.hbb import quickpay_wire, signing, wire
+from tianpay.channels.hbb import signing, wire
 from tianpay.channels.hbb.client import HbbChannel, _check_encryption_certificate
 from tianpay.channels.hbb.config import HbbConfig
 from tianpay.channels.hbb.quickpay_wire import AccountEncryptor, read_token
@@ -51,9 +51,8 @@ class HbbQuickPayChannel(HbbChannel):
         encryptor: AccountEncryptor,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        super().__init__(base_url=base_url, mer_id=mer_id, signer=signer, verifier=verifier, http=http)
+        super().__init__(base_url=base_url, mer_id=mer_id, signer=signer, verifier=verifier, http=http, clock=clock)
         self._encryptor = encryptor
-        self._now = clock or (lambda: datetime.now(UTC))
 
     # Binding
 
@@ -61,7 +60,7 @@ class HbbQuickPayChannel(HbbChannel):
         sms = qmapping.sms_request(
             request, mer_id=self._mer_id, cert_id=self._signer.cert_id, encryptor=self._encryptor
         )
-        answer = self._call(quickpay_wire.request_fields(sms), submits=True)
+        answer = self._call(wire.request_fields(sms), submits=True)
         if isinstance(answer, ChannelResult):
             return qmapping.unanswered_binding(answer)
         result = wire.parse_result(answer)
@@ -73,7 +72,7 @@ class HbbQuickPayChannel(HbbChannel):
         bind = qmapping.bind_request(
             confirmation, mer_id=self._mer_id, cert_id=self._signer.cert_id, encryptor=self._encryptor
         )
-        answer = self._call(quickpay_wire.request_fields(bind), submits=True)
+        answer = self._call(wire.request_fields(bind), submits=True)
         if isinstance(answer, ChannelResult):
             return BindingConfirmed(answer.outcome, bank_code=answer.bank_code, bank_message=answer.bank_message)
         result = wire.parse_result(answer)
@@ -93,7 +92,7 @@ class HbbQuickPayChannel(HbbChannel):
         request = qmapping.unbind_request(
             card_token, platform_id, self._now(), mer_id=self._mer_id, cert_id=self._signer.cert_id
         )
-        answer = self._call(quickpay_wire.request_fields(request), submits=True)
+        answer = self._call(wire.request_fields(request), submits=True)
         if isinstance(answer, ChannelResult):
             return answer
         result = wire.parse_result(answer)
@@ -105,7 +104,7 @@ class HbbQuickPayChannel(HbbChannel):
 
     def pay(self, order: QuickPayOrder) -> ChannelResult:
         request = qmapping.token_consume_request(order, mer_id=self._mer_id, cert_id=self._signer.cert_id)
-        answer = self._call(quickpay_wire.request_fields(request), submits=True)
+        answer = self._call(wire.request_fields(request), submits=True)
         if isinstance(answer, ChannelResult):
             return answer
         result = wire.parse_result(answer)

@@ -2,13 +2,13 @@
 
 Field names are ACP's own. ``customerInfo`` is base64 of ``{certifTp=01&certifId=…&customerNm=…&
 phoneNo=…&smsCode=…}`` and ``accNo`` travels RSA-encrypted (PKCS#1 v1.5) under HBB's encryption
-certificate, named by ``encryptCertId`` (research/protocols.md §2.3). Nothing here does I/O.
+certificate, named by ``encryptCertId`` (research/protocols.md §2.3). The common ACP fields and
+``request_fields`` are wire.py's (``AcpRequest``), shared with online banking. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 from dataclasses import dataclass
 from typing import Final
 
@@ -17,12 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tianpay.channels.hbb.signing import cert_id
 from tianpay.channels.hbb.wire import (
-    ACCESS_TYPE_MERCHANT,
-    CHANNEL_TYPE_INTERNET,
     CURRENCY_CNY,
-    ENCODING,
-    SIGN_METHOD_RSA,
-    VERSION,
+    AcpRequest,
     BizType,
     TxnSubType,
     TxnType,
@@ -35,95 +31,51 @@ TXN_SUB_TYPE_OPEN_SMS: Final = "02"
 TXN_TYPE_UNBIND: Final = "74"
 
 
-@dataclass(frozen=True, slots=True)
-class SmsRequest:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SmsRequest(AcpRequest):
     """``txnType=77``: HBB texts a code to the card's reserved phone; the bind must reuse orderId/txnTime."""
 
-    certId: str
-    merId: str
-    orderId: str
-    txnTime: str
     accNo: str
     customerInfo: str
     encryptCertId: str
-    version: str = VERSION
-    encoding: str = ENCODING
-    signMethod: str = SIGN_METHOD_RSA
     txnType: str = TxnType.SEND_SMS.value
     txnSubType: str = TXN_SUB_TYPE_OPEN_SMS
     bizType: str = BizType.QUICK_PAY.value
-    channelType: str = CHANNEL_TYPE_INTERNET
-    accessType: str = ACCESS_TYPE_MERCHANT
 
 
-@dataclass(frozen=True, slots=True)
-class BindRequest:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindRequest(AcpRequest):
     """``txnType=79``: the four elements and the SMS code; HBB answers with the card's ``token``."""
 
-    certId: str
-    merId: str
-    orderId: str
-    txnTime: str
     accNo: str
     customerInfo: str
     encryptCertId: str
-    version: str = VERSION
-    encoding: str = ENCODING
-    signMethod: str = SIGN_METHOD_RSA
     txnType: str = TxnType.BIND.value
     txnSubType: str = TxnSubType.DEFAULT.value
     bizType: str = BizType.QUICK_PAY.value
-    channelType: str = CHANNEL_TYPE_INTERNET
-    accessType: str = ACCESS_TYPE_MERCHANT
 
 
-@dataclass(frozen=True, slots=True)
-class TokenConsumeRequest:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenConsumeRequest(AcpRequest):
     """``txnType=01``, ``bizType=000301``: a consume by ``token`` on ``backTransReq.do``, no payer step."""
 
-    certId: str
-    merId: str
-    orderId: str
-    txnTime: str
     txnAmt: str
     token: str
     backUrl: str
-    version: str = VERSION
-    encoding: str = ENCODING
-    signMethod: str = SIGN_METHOD_RSA
     txnType: str = TxnType.CONSUME.value
     txnSubType: str = TxnSubType.CONSUME.value
     bizType: str = BizType.QUICK_PAY.value
-    channelType: str = CHANNEL_TYPE_INTERNET
-    accessType: str = ACCESS_TYPE_MERCHANT
     currencyCode: str = CURRENCY_CNY
 
 
-@dataclass(frozen=True, slots=True)
-class UnbindRequest:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnbindRequest(AcpRequest):
     """``txnType=74`` (删除 token): HBB forgets the card token; unbinding twice answers 00 again."""
 
-    certId: str
-    merId: str
-    orderId: str
-    txnTime: str
     token: str
-    version: str = VERSION
-    encoding: str = ENCODING
-    signMethod: str = SIGN_METHOD_RSA
     txnType: str = TXN_TYPE_UNBIND
     txnSubType: str = TxnSubType.DEFAULT.value
     bizType: str = BizType.QUICK_PAY.value
-    channelType: str = CHANNEL_TYPE_INTERNET
-    accessType: str = ACCESS_TYPE_MERCHANT
-
-
-QuickPayRequest = SmsRequest | BindRequest | UnbindRequest | TokenConsumeRequest
-
-
-def request_fields(request: QuickPayRequest) -> dict[str, str]:
-    """The request as ACP fields; empty optional fields are left out (as wire.request_fields does)."""
-    return {f.name: value for f in dataclasses.fields(request) if (value := getattr(request, f.name)) != ""}
 
 
 def sms_customer_info(*, phone: str) -> str:

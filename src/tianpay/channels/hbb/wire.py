@@ -98,75 +98,73 @@ class WireError(ValueError):
     """A message that is not well-formed ACP (bad encoding, a field twice, a malformed value)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ConsumeRequest:
-    """Online-banking consume posted by the payer's browser to ``frontTransReq.do``."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AcpRequest:
+    """The fields every ACP request carries (BANKS.md "HBB", common fields), defined once.
+
+    Each request type (here and in ``quickpay_wire``) extends it with its own fields and fixes its
+    ``txnType``/``txnSubType``/``bizType`` by default values, so the protocol constants (version,
+    encoding, sign method, channel and access type) are written in one place only. ``certId`` is
+    carried for completeness: the signer sets it again from its own certificate.
+    """
 
     certId: str
     merId: str
     orderId: str
     txnTime: str
+    txnType: str
+    txnSubType: str
+    bizType: str
+    version: str = VERSION
+    encoding: str = ENCODING
+    signMethod: str = SIGN_METHOD_RSA
+    channelType: str = CHANNEL_TYPE_INTERNET
+    accessType: str = ACCESS_TYPE_MERCHANT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsumeRequest(AcpRequest):
+    """Online-banking consume posted by the payer's browser to ``frontTransReq.do``."""
+
     txnAmt: str
     frontUrl: str
     backUrl: str
     payTimeout: str
     # ``merAbbr`` is ACP's merchant short name; HBB shows it on its confirmation page.
     merAbbr: str = ""
-    version: str = VERSION
-    encoding: str = ENCODING
-    signMethod: str = SIGN_METHOD_RSA
     txnType: str = TxnType.CONSUME.value
     txnSubType: str = TxnSubType.CONSUME.value
     bizType: str = BizType.ONLINE_BANKING.value
-    channelType: str = CHANNEL_TYPE_INTERNET
-    accessType: str = ACCESS_TYPE_MERCHANT
     currencyCode: str = CURRENCY_CNY
 
 
-@dataclass(frozen=True, slots=True)
-class QueryRequest:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryRequest(AcpRequest):
     """Single-transaction query (``txnType=00``) by ``orderId`` + ``txnTime`` on ``queryTrans.do``."""
 
-    certId: str
-    merId: str
-    orderId: str
-    txnTime: str
-    version: str = VERSION
-    encoding: str = ENCODING
-    signMethod: str = SIGN_METHOD_RSA
     txnType: str = TxnType.QUERY.value
     txnSubType: str = TxnSubType.DEFAULT.value
     bizType: str = BizType.GENERIC.value
-    accessType: str = ACCESS_TYPE_MERCHANT
+    # HBB's query needs no channel (docs/banks/hbb.md lists what a query needs), so none is sent:
+    # an empty field is left out by request_fields.
+    channelType: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class RefundRequest:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefundRequest(AcpRequest):
     """Refund (退货, ``txnType=04``) of a consume named by its ``queryId``, on ``backTransReq.do``."""
 
-    certId: str
-    merId: str
-    orderId: str
-    txnTime: str
     txnAmt: str
     origQryId: str
     backUrl: str
-    version: str = VERSION
-    encoding: str = ENCODING
-    signMethod: str = SIGN_METHOD_RSA
     txnType: str = TxnType.REFUND.value
     txnSubType: str = TxnSubType.DEFAULT.value
     bizType: str = BizType.ONLINE_BANKING.value
-    channelType: str = CHANNEL_TYPE_INTERNET
-    accessType: str = ACCESS_TYPE_MERCHANT
     currencyCode: str = CURRENCY_CNY
 
 
-Request = ConsumeRequest | QueryRequest | RefundRequest
-
-
-def request_fields(request: Request) -> dict[str, str]:
-    """The request as ACP fields; empty optional fields are left out rather than sent blank."""
+def request_fields(request: AcpRequest) -> dict[str, str]:
+    """Any request as ACP fields; empty optional fields are left out rather than sent blank."""
     return {f.name: value for f in dataclasses.fields(request) if (value := getattr(request, f.name)) != ""}
 
 

@@ -33,7 +33,8 @@ from starlette.concurrency import run_in_threadpool
 
 from tianpay.bootstrap import Container
 from tianpay.domain.merchant import KeyAlgorithm
-from tianpay.services.authentication import VerificationKey, find_verification_key, remember_signature
+from tianpay.services import authentication
+from tianpay.services.authentication import VerificationKey
 
 from .errors import AuthenticationFailed, request_id_of
 
@@ -183,21 +184,28 @@ class RequestAuthenticator:
             raise AuthenticationFailed("signature_expired", "the signature is older than the allowed window")
         if created > now + timedelta(seconds=FUTURE_SKEW_S):
             raise AuthenticationFailed("signature_not_yet_valid", "the signature's created time is in the future")
-        key = find_verification_key(self._container.uow, self._container.vault, signature_input.key_id, now)
+        claimed_merchant = request.headers.get(MERCHANT_ID_HEADER)
+
+        def check(key: VerificationKey) -> Sequence[str]:
+            # Runs inside the authentication's unit of work, after the key look-up and before the
+            # fingerprints are remembered: a request that fails here records nothing.
+            if claimed_merchant != key.merchant_id:
+                raise AuthenticationFailed(
+                    "merchant_mismatch", f"{MERCHANT_ID_HEADER} must name the merchant that owns the key",
+                    param=MERCHANT_ID_HEADER,
+                )
+            result = _verify_signature(request, body, key, now)
+            return _fingerprints(key.key_id, result, signature_input.nonce)
+
+        expires_at = max(created, now) + self._window + timedelta(seconds=FUTURE_SKEW_S)
+        found = authentication.authenticate(
+            self._container.uow, self._container.vault, signature_input.key_id, now, check, expires_at,
+            purge_due=lambda: self._purge_due(now),
+        )
+        key = found.key
         if key is None:
             raise AuthenticationFailed("unknown_key", "no valid key has this keyid", param="keyid")
-        claimed_merchant = request.headers.get(MERCHANT_ID_HEADER)
-        if claimed_merchant != key.merchant_id:
-            raise AuthenticationFailed(
-                "merchant_mismatch", f"{MERCHANT_ID_HEADER} must name the merchant that owns the key",
-                param=MERCHANT_ID_HEADER,
-            )
-        result = _verify_signature(request, body, key, now)
-        fingerprints = _fingerprints(key.key_id, result, signature_input.nonce)
-        expires_at = max(created, now) + self._window + timedelta(seconds=FUTURE_SKEW_S)
-        if not remember_signature(
-            self._container.uow, fingerprints, expires_at, purge_before=self._purge_due(now)
-        ):
+        if found.is_replayed:
             raise AuthenticationFailed("signature_replayed", "this signature or nonce was already used")
         return MerchantContext(key.merchant_id, key.key_id, request_id)
 

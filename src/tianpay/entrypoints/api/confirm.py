@@ -39,10 +39,11 @@ class PaymentConfirmIn(RequestModel):
     )
 
 
-ConfirmHandler = Callable[[Container, str, str, PaymentConfirmIn], Payment]
+# The handler gets the payment the route read to choose it, so it need not read it again.
+ConfirmHandler = Callable[[Container, str, Payment, PaymentConfirmIn], Payment]
 
 
-def _confirm_from_wallet(container: Container, merchant_id: str, payment_id: str, body: PaymentConfirmIn) -> Payment:
+def _confirm_from_wallet(container: Container, merchant_id: str, payment: Payment, body: PaymentConfirmIn) -> Payment:
     if body.member_id is None:
         raise ConfirmationNotSupported("member_id is required to pay from a wallet", param="member_id")
     if body.payment_password is None:
@@ -50,15 +51,16 @@ def _confirm_from_wallet(container: Container, merchant_id: str, payment_id: str
     return wallet.confirm_wallet_payment(
         container.uow,
         container.member_tools,
-        payment_id,
+        payment.id,
         member_id=body.member_id,
         payment_password=body.payment_password,
         sms_code=body.sms_code,
         merchant_id=merchant_id,
+        payment=payment,
     )
 
 
-def _confirm_quick_pay(container: Container, merchant_id: str, payment_id: str, body: PaymentConfirmIn) -> Payment:
+def _confirm_quick_pay(container: Container, merchant_id: str, payment: Payment, body: PaymentConfirmIn) -> Payment:
     if body.card_id is None:
         raise ConfirmationNotSupported("card_id is required for quick pay", param="card_id")
     if body.payment_password is None:
@@ -71,7 +73,7 @@ def _confirm_quick_pay(container: Container, merchant_id: str, payment_id: str, 
         container.member_tools,
         quick_pay_settings(container),
         merchant_id=merchant_id,
-        payment_id=payment_id,
+        payment_id=payment.id,
         card_id=body.card_id,
         payment_password=body.payment_password,
     )
@@ -94,9 +96,9 @@ CONFIRM_HANDLERS: Final[dict[PaymentMethod, ConfirmHandler]] = {
 def confirm_payment(
     payment_id: str, body: PaymentConfirmIn, merchant: AuthenticatedMerchant, container: ContainerDep
 ) -> PaymentOut:
-    payment = payments.get_payment(container.uow, merchant.merchant_id, payment_id).payment
+    payment = payments.find_payment(container.uow, merchant.merchant_id, payment_id)
     handler = CONFIRM_HANDLERS.get(payment.method)
     if handler is None:
         raise ConfirmationNotSupported(f"a {payment.method.value} payment takes no confirmation", param="id")
-    confirmed = handler(container, merchant.merchant_id, payment_id, body)
+    confirmed = handler(container, merchant.merchant_id, payment, body)
     return payment_out(confirmed, container.settings.base_url)

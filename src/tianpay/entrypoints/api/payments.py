@@ -28,6 +28,7 @@ from tianpay.services import payments, statistics
 
 from . import csv_export
 from .deps import IDEMPOTENT_REPLAYED_HEADER, AuthenticatedMerchant, ContainerDep
+from .query_dates import IsoDateTime
 from .schemas import AmountMinor, CurrencyCode, RequestModel
 from .signing import STREAMED_RESPONSE_HEADER
 
@@ -141,8 +142,12 @@ def payment_filters(
     ] = None,
     amount_min: Annotated[int | None, Query(ge=1, description="At least this many fen.")] = None,
     amount_max: Annotated[int | None, Query(ge=1, description="At most this many fen.")] = None,
-    created_from: Annotated[AwareDatetime | None, Query(description="Created at or after (ISO 8601).")] = None,
-    created_before: Annotated[AwareDatetime | None, Query(description="Created before (ISO 8601).")] = None,
+    created_from: Annotated[
+        IsoDateTime | None, Query(description="Created at or after (ISO 8601 with a time zone).")
+    ] = None,
+    created_before: Annotated[
+        IsoDateTime | None, Query(description="Created before (ISO 8601 with a time zone).")
+    ] = None,
     out_trade_no: Annotated[str | None, Query()] = None,
 ) -> PaymentFilter:
     """The filters the list and the export share, from the query string."""

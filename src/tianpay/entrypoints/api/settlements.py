@@ -22,6 +22,7 @@ from tianpay.services import settlement as settlements
 from tianpay.services.settlement import InvalidSettlementQuery, Statement
 
 from .deps import AuthenticatedMerchant, ContainerDep
+from .query_dates import parse_iso_date
 
 router = APIRouter(prefix="/v1", tags=["settlements"])
 
@@ -34,8 +35,9 @@ class SettlementOut(BaseModel):
     object: Literal["settlement"] = "settlement"
     merchant_id: str
     business_date: str = Field(description="The Asia/Shanghai business date settled (YYYY-MM-DD).")
-    status: Literal["carried", "settled", "paid"] = Field(
-        description="carried: a negative net waits for a later date; settled: moved to available; paid: paid out."
+    status: Literal["carried", "settled", "paid", "payout_failed"] = Field(
+        description="carried: a negative net waits for a later date; settled: moved to available; paid: paid out; "
+        "payout_failed: its payout failed or bounced, the money is back in available and it will be paid again."
     )
     currency: str
     line_count: int
@@ -144,7 +146,8 @@ def settlement_out(found: Settlement) -> SettlementOut:
 def _date(raw: str | None, param: str) -> date | None:
     if raw is None:
         return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise InvalidSettlementQuery(f"{param} is a date as YYYY-MM-DD", param=param) from None
+    # Only YYYY-MM-DD: date.fromisoformat would also take 20261127 and week dates (query_dates.py).
+    day = parse_iso_date(raw)
+    if day is None:
+        raise InvalidSettlementQuery(f"{param} is a date as YYYY-MM-DD", param=param)
+    return day

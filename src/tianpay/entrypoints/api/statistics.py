@@ -18,6 +18,7 @@ from tianpay.domain.statistics import DailyStats, Totals, business_date_of, succ
 from tianpay.services import statistics
 
 from .deps import AuthenticatedMerchant, ContainerDep
+from .query_dates import IsoDate
 
 router = APIRouter(prefix="/v1", tags=["statistics"])
 
@@ -70,8 +71,12 @@ class StatisticsOut(BaseModel):
 def get_statistics(
     merchant: AuthenticatedMerchant,
     container: ContainerDep,
-    date_from: Annotated[date | None, Query(description="First business date (default: 29 days earlier).")] = None,
-    date_to: Annotated[date | None, Query(description="Last business date, included (default: today).")] = None,
+    date_from: Annotated[
+        IsoDate | None, Query(description="First business date, YYYY-MM-DD (default: 29 days earlier).")
+    ] = None,
+    date_to: Annotated[
+        IsoDate | None, Query(description="Last business date, YYYY-MM-DD, included (default: today).")
+    ] = None,
     method: Annotated[PaymentMethod | None, Query()] = None,
     bank: Annotated[str | None, Query(max_length=10)] = None,
 ) -> StatisticsOut:

@@ -68,10 +68,13 @@ def run_bench(
     cheap_passwords: bool = False,
     merchants: int = 1,
     pgbench_scale: int | None = None,
+    profile: Path | None = None,
     log: Say | None = None,
 ) -> dict[str, Any]:
     """Runs both halves and returns every figure (one JSON-able dict); the clients pay ``merchants``
-    merchants in turn (1: every payment is one merchant's, the realistic worst case)."""
+    merchants in turn (1: every payment is one merchant's, the realistic worst case). With ``profile``,
+    py-spy samples the first ``serve`` process (``--gil``: its Python CPU) for the load's duration and
+    writes its raw collapsed stacks there."""
     say = log or (lambda _text: None)
     quiet_logging()
     pgbench = shutil.which("pgbench")
@@ -79,7 +82,9 @@ def run_bench(
         raise BenchUnavailable("pgbench is not installed (Debian: apt-get install postgresql-client)")
     scale = pgbench_scale or clients
     with bench_database("payments") as database:
-        platform = _platform_half(database, seconds, clients, serve_workers, cheap_passwords, merchants, say)
+        platform = _platform_half(
+            database, seconds, clients, serve_workers, cheap_passwords, merchants, say, profile=profile
+        )
     with scratch_database("pgbench") as scratch:
         say(f"pgbench TPC-B: scale {scale}, {clients} clients, {seconds:g} s …")
         tps = _pgbench(pgbench, scratch, clients=clients, seconds=seconds, scale=scale)
@@ -98,7 +103,7 @@ def run_bench(
 
 def _platform_half(
     database: Database, seconds: float, clients: int, serve_workers: int, cheap_passwords: bool, merchants: int,
-    say: Say,
+    say: Say, *, profile: Path | None = None,
 ) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="tianpay-bench-payments-"))
     try:
@@ -118,7 +123,7 @@ def _platform_half(
         ports = [_free_port() for _ in range(serve_workers)]
         say(f"starting {serve_workers} serve process(es) …")
         serve_cpu: list[float] = []
-        with _serving(database.url, workdir, ports, serve_cpu):
+        with _serving(database.url, workdir, ports, serve_cpu) as pids:
             full_plan = Plan(
                 base_urls=[f"http://127.0.0.1:{port}" for port in ports],
                 clients=clients,
@@ -129,7 +134,10 @@ def _platform_half(
                 **plan,
             )
             say(f"load: {clients} clients for {seconds:g} s (after {WARMUP_SECONDS:g} s of warm-up) …")
-            measured = _load(full_plan)
+            cpu_before = sum(_cpu_seconds(pid) for pid in pids)
+            with _profiling(pids[0], profile, seconds + WARMUP_SECONDS):
+                measured = _load(full_plan)
+            load_cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu_before
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     creates = measured["create_latencies_ms"]
@@ -153,6 +161,9 @@ def _platform_half(
         # they completed: what a payment costs in Python, whatever else the machine is doing.
         "serve_cpu_seconds": round(sum(serve_cpu), 2),
         "serve_cpu_ms_per_payment": round(1000 * sum(serve_cpu) / max(1, measured["payments_total"]), 2),
+        # The same, counted over the load alone (warm-up included, start-up and seeding not): the
+        # figure to compare between runs, since it hardly depends on what else the machine is doing.
+        "load_cpu_ms_per_payment": round(1000 * load_cpu / max(1, measured["payments_total"]), 2),
     }
 
 
@@ -208,9 +219,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _serving(database_url: str, data_dir: Path, ports: list[int], cpu_seconds: list[float]) -> Iterator[None]:
-    """``tianpay serve`` per port, as an operator would start it; stopped with SIGTERM at the end,
-    when each one's CPU time (from ``wait4``) is appended to ``cpu_seconds``."""
+def _serving(database_url: str, data_dir: Path, ports: list[int], cpu_seconds: list[float]) -> Iterator[list[int]]:
+    """``tianpay serve`` per port, as an operator would start it (yields their pids); stopped with
+    SIGTERM at the end, when each one's CPU time (from ``wait4``) is appended to ``cpu_seconds``."""
     environment = {**os.environ, "TIANPAY_DATABASE_URL": database_url}
     children: list[subprocess.Popen[bytes]] = []
     try:
@@ -222,7 +233,7 @@ def _serving(database_url: str, data_dir: Path, ports: list[int], cpu_seconds: l
             ))
         for port, child in zip(ports, children, strict=True):
             _wait_until_serving(port, child, data_dir / f"serve-{port}.log")
-        yield
+        yield [child.pid for child in children]
     finally:
         for child in children:
             with suppress(ProcessLookupError):
@@ -244,6 +255,36 @@ def _reap(child: subprocess.Popen[bytes]) -> float:
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_seconds(pid: int) -> float:
+    """A live process's user + system CPU seconds so far, from ``/proc`` (0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # After the command name: state is field 3, utime and stime are fields 14 and 15 (proc(5)).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def _profiling(pid: int, output: Path | None, seconds: float) -> Iterator[None]:
+    """py-spy on ``pid`` for ``seconds`` while the body runs, writing raw collapsed stacks to ``output``."""
+    if output is None:
+        yield
+        return
+    py_spy = shutil.which("py-spy")
+    if py_spy is None:
+        raise BenchUnavailable("--profile needs py-spy: pip install -e '.[bench]'")
+    recorder = subprocess.Popen(  # noqa: S603 (the profiler found on PATH, our own arguments)
+        [py_spy, "record", "--pid", str(pid), "--gil", "--rate", "200", "--format", "raw",
+         "--duration", str(max(1, round(seconds))), "--output", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        recorder.wait(timeout=60)
 
 
 def _wait_until_serving(port: int, child: subprocess.Popen[bytes], log: Path) -> None:

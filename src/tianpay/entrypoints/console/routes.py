@@ -29,7 +29,7 @@ from tianpay.domain.errors import DomainError
 from tianpay.domain.merchant import PAYMENT_METHODS
 from tianpay.domain.merchant_user import LoginFailed, LoginLocked
 from tianpay.domain.operator import Operator
-from tianpay.domain.reconciliation import ExceptionStatus, ResolutionAction
+from tianpay.domain.reconciliation import ExceptionStatus, actions_for
 from tianpay.domain.statistics import business_date_of
 from tianpay.entrypoints.api.deps import ContainerDep
 from tianpay.entrypoints.web import charts
@@ -370,7 +370,7 @@ def reconciliation_page(request: Request, container: ContainerDep,
         runs=console.reconciliation_runs(uow),
         open_exceptions=reconciliation.exceptions_of(uow, status=ExceptionStatus.OPEN, limit=200),
         resolved=reconciliation.exceptions_of(uow, status=ExceptionStatus.RESOLVED, limit=30),
-        actions=[action.value for action in ResolutionAction],
+        actions_for=lambda kind: [action.value for action in actions_for(kind)],
         can_resolve=is_allowed(page.principal.role, Permission.RESOLVE_EXCEPTION),
         done=request.query_params.get("done"),
     )
@@ -396,7 +396,20 @@ def settlements_page(request: Request, container: ContainerDep,
     uow = container.uow
     return _render(request, container, "settlements.html", page, settlements=console.settlement_list(uow),
                    batches=console.payout_batch_list(uow), done=request.query_params.get("done"),
-                   can_retry=is_allowed(page.principal.role, Permission.RETRY_PAYOUT_QUERY))
+                   retried=request.query_params.get("retried"),
+                   can_retry=is_allowed(page.principal.role, Permission.RETRY_PAYOUT_QUERY),
+                   can_retry_payout=is_allowed(page.principal.role, Permission.RETRY_SETTLEMENT_PAYOUT))
+
+
+@router.post("/settlements/{settlement_id}/retry-payout")
+def retry_settlement_payout(settlement_id: str, request: Request, container: ContainerDep,
+                            page: Page[Operator] = _page(Permission.RETRY_SETTLEMENT_PAYOUT)) -> Response:
+    try:
+        console.retry_settlement_payout(container.uow, console_tools(container), page.principal, settlement_id,
+                                        directory=container.channels, reason=page.form.get("reason", ""))
+    except DomainError as error:
+        return _refused(request, container, page, error.message)
+    return see_other(f"/console/settlements?retried={settlement_id}")
 
 
 @router.post("/payout-batches/{batch_id}/retry-query")

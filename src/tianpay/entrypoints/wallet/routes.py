@@ -4,35 +4,37 @@ Besides the balance they bind bank cards (``services.card_bindings``), top up by
 list the payer's direct-debit mandates with a revoke button (``services.mandates``, docs/direct-debit.md).
 
 Sessions live in the database (``member_sessions``); the cookie holds a random token (HttpOnly,
-SameSite=Lax) replaced at every sign-in. Every POST carries a CSRF token bound to a per-browser nonce
-cookie, with the cashier's helpers and security headers. Pages show masked numbers only; the error
-a page shows is the domain error's message, which never repeats what was typed.
+SameSite=Lax) replaced at every sign-in. One guard (``entrypoints/web/pages.PageGuard``, as for the
+console and the portal) signs each page's member in and checks the CSRF token of every POST, bound
+to a per-browser nonce cookie. Forms that move money carry a one-time ``form_key`` so that a second
+POST of the same form changes nothing (docs/wallet.md "Double submits"). Pages show masked numbers
+only; the error a page shows is the domain error's message, which never repeats what was typed.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Final
-from urllib.parse import parse_qs
+from typing import Annotated, Any, Final
 
 import structlog
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from tianpay.bootstrap import Container
-from tianpay.domain.errors import DomainError, IllegalTransition, NotFound
+from tianpay.domain.errors import DomainError, IdempotencyConflict, IllegalTransition, NotFound
 from tianpay.domain.member import Member, SmsCodeRequired
 from tianpay.domain.money import Money
 from tianpay.domain.payment import Payment, PaymentMethod, PaymentStatus
 from tianpay.entrypoints.api.deps import ContainerDep
 from tianpay.entrypoints.cashier import security
-from tianpay.entrypoints.cashier.routes import MAX_FORM_BYTES
 from tianpay.entrypoints.gateway_wiring import gateway_settings
 from tianpay.entrypoints.quick_pay_wiring import quick_pay_settings
+from tianpay.entrypoints.web.pages import Page, PageGuard, set_cookie
 from tianpay.ports.channels import RedirectForm
 from tianpay.services import card_bindings, mandates, members, payouts, wallet
 from tianpay.services.card_bindings import BindingApplication
@@ -46,6 +48,10 @@ SESSION_COOKIE: Final = security.WALLET_SESSION_COOKIE
 NONCE_COOKIE: Final = "tp_wallet_nonce"
 COOKIE_PATH: Final = "/"
 _CSRF_SUBJECT: Final = "wallet"
+# 16 random bytes: 22 characters, within domain/wallet.py's FORM_KEY_LENGTH_MAX.
+FORM_KEY_BYTES: Final = 16
+# The cashier's key label (``cashier.security.csrf_secret``), which wallet tokens have always used.
+_CSRF_SECRET_LABEL: Final = b"tianpay cashier csrf v1"
 _EVENT_NAMES: Final[Mapping[str, str]] = {
     "wallet_top_up.succeeded": "充值",
     "payment.succeeded": "支付",
@@ -78,6 +84,9 @@ _MESSAGES_ZH: Final[Mapping[str, str]] = {
     "sms_code_incorrect": "短信验证码错误",
     "sms_code_too_many_tries": "验证码错误次数过多，请重新获取",
     "login_failed": "手机号或登录密码错误",
+    "bank_switched_off": "该银行暂停充值，请选择其他银行",
+    "form_key_invalid": "页面已过期，请刷新后重试。",
+    "idempotency_conflict": "该表单已经提交过，请刷新页面后重新填写。",
 }
 _WITHDRAWAL_STATUS_ZH: Final[Mapping[str, str]] = {
     "created": "处理中", "processing": "处理中", "succeeded": "已到账", "failed": "失败（已退回钱包）",
@@ -100,14 +109,43 @@ _ENV = Environment(
 router = APIRouter(prefix="/wallet", include_in_schema=False)
 
 
+def _resolve(container: Container, token: str | None) -> Member | None:
+    return members.member_of_session(container.uow, container.member_tools, token)
+
+
+def _forbidden(request: Request, container: Container) -> Response:
+    log.warning("wallet.csrf_or_session_refused", path=request.url.path)
+    return _page(request, container, "message.html", None, status_code=403, error=_Notice("页面已过期，请刷新后重试。"))
+
+
+# The wallet's tokens keep the key and subject they had before the shared guard (the cashier's key,
+# subject "wallet"), so forms open in browsers across a deploy stay valid. Cookies are SameSite=Lax
+# and on Path=/ because the cashier reads the wallet session and links into the wallet.
+GUARD: Final[PageGuard[Member]] = PageGuard(
+    site=_CSRF_SUBJECT,
+    login_path="/wallet/login",
+    session_cookie=SESSION_COOKIE,
+    nonce_cookie=NONCE_COOKIE,
+    cookie_path=COOKIE_PATH,
+    resolve=_resolve,
+    forbidden=_forbidden,
+    secret_label=_CSRF_SECRET_LABEL,
+    same_site="lax",
+    refuses_signed_out_posts=True,
+)
+# A signed-in member's page: a GET without a session goes to the sign-in page; a POST without a
+# session or a valid CSRF token is refused with 403 before the route runs.
+SignedIn = Annotated[Page[Member], Depends(GUARD.page)]
+# A CSRF-checked form that needs no session (sign-in, sign-up, sign-out).
+PostedForm = Annotated[Mapping[str, str], Depends(GUARD.posted_form)]
+
+
 # ---- sign-up, sign-in, sign-out ------------------------------------------------------------------------
 
 
 @router.get("")
-def home(request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    if member is None:
-        return _to_login("/wallet")
+def home(request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member = page.principal
     return _page(request, container, "home.html", member, balance=wallet.wallet_balance(container.uow, member.id))
 
 
@@ -117,10 +155,7 @@ def login_page(request: Request, container: ContainerDep) -> Response:
 
 
 @router.post("/login")
-async def login(request: Request, container: ContainerDep) -> Response:
-    fields = await _form(request)
-    if not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+async def login(request: Request, container: ContainerDep, fields: PostedForm) -> Response:
     tools = container.member_tools
     try:
         member = await run_in_threadpool(
@@ -133,15 +168,12 @@ async def login(request: Request, container: ContainerDep) -> Response:
     members.end_session(container.uow, tools, request.cookies.get(SESSION_COOKIE))
     token = members.start_session(container.uow, tools, member.id)
     response = RedirectResponse(_safe_next(fields.get("next")), status_code=303)
-    _set_cookie(container, response, SESSION_COOKIE, token, max_age_s=int(tools.session_lifetime.total_seconds()))
+    _set_session_cookie(container, response, token)
     return security.add_security_headers(response)
 
 
 @router.post("/logout")
-async def logout(request: Request, container: ContainerDep) -> Response:
-    fields = await _form(request)
-    if not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+async def logout(request: Request, container: ContainerDep, fields: PostedForm) -> Response:
     members.end_session(container.uow, container.member_tools, request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/wallet/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
@@ -154,10 +186,7 @@ def register_page(request: Request, container: ContainerDep) -> Response:
 
 
 @router.post("/register/code")
-async def send_registration_code(request: Request, container: ContainerDep) -> Response:
-    fields = await _form(request)
-    if not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+async def send_registration_code(request: Request, container: ContainerDep, fields: PostedForm) -> Response:
     phone = fields.get("phone", "")
     try:
         await run_in_threadpool(members.send_registration_code, container.uow, container.member_tools, phone)
@@ -170,10 +199,7 @@ async def send_registration_code(request: Request, container: ContainerDep) -> R
 
 
 @router.post("/register")
-async def register(request: Request, container: ContainerDep) -> Response:
-    fields = await _form(request)
-    if not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+async def register(request: Request, container: ContainerDep, fields: PostedForm) -> Response:
     tools = container.member_tools
     phone = _open_phone_from_form(container, request, fields.get("phone_token", ""))
     if phone is None:
@@ -188,7 +214,7 @@ async def register(request: Request, container: ContainerDep) -> Response:
                      phone_token=fields.get("phone_token", ""), phone_masked=_masked_phone(container, phone))
     token = members.start_session(container.uow, tools, member.id)
     response = RedirectResponse("/wallet/real-name" if not member.is_real_name_verified else "/wallet", status_code=303)
-    _set_cookie(container, response, SESSION_COOKIE, token, max_age_s=int(tools.session_lifetime.total_seconds()))
+    _set_session_cookie(container, response, token)
     return security.add_security_headers(response)
 
 
@@ -196,19 +222,14 @@ async def register(request: Request, container: ContainerDep) -> Response:
 
 
 @router.get("/real-name")
-def real_name_page(request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    if member is None:
-        return _to_login("/wallet/real-name")
+def real_name_page(request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member = page.principal
     return _page(request, container, "real_name.html", member)
 
 
 @router.post("/real-name")
-async def real_name(request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    fields = await _form(request)
-    if member is None or not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+async def real_name(request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member, fields = page.principal, page.form
     try:
         await run_in_threadpool(
             members.verify_real_name, container.uow, container.member_tools, member.id,
@@ -220,10 +241,8 @@ async def real_name(request: Request, container: ContainerDep) -> Response:
 
 
 @router.get("/payment-password")
-def payment_password_page(request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    if member is None:
-        return _to_login("/wallet/payment-password")
+def payment_password_page(request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member = page.principal
     # After the first card binding the wallet asks for the payment password before anything else.
     first_card = request.query_params.get("first_card") == "1" and not member.has_payment_password
     return _page(request, container, "payment_password.html", member,
@@ -231,11 +250,8 @@ def payment_password_page(request: Request, container: ContainerDep) -> Response
 
 
 @router.post("/payment-password/code")
-async def payment_password_code(request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    fields = await _form(request)
-    if member is None or not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+async def payment_password_code(request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member = page.principal
     try:
         await run_in_threadpool(members.send_payment_password_code, container.uow, container.member_tools, member.id)
     except DomainError as refused:
@@ -244,11 +260,8 @@ async def payment_password_code(request: Request, container: ContainerDep) -> Re
 
 
 @router.post("/payment-password")
-async def payment_password(request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    fields = await _form(request)
-    if member is None or not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+async def payment_password(request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member, fields = page.principal, page.form
     tools = container.member_tools
     password = fields.get("payment_password", "")
     if password != fields.get("payment_password_again", ""):
@@ -267,10 +280,8 @@ async def payment_password(request: Request, container: ContainerDep) -> Respons
 
 
 @router.get("/history")
-def history(request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    if member is None:
-        return _to_login("/wallet/history")
+def history(request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member = page.principal
     return _page(
         request, container, "history.html", member,
         balance=wallet.wallet_balance(container.uow, member.id),
@@ -282,33 +293,27 @@ def history(request: Request, container: ContainerDep) -> Response:
 
 
 @router.get("/top-up")
-def top_up_page(request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    if member is None:
-        return _to_login("/wallet/top-up")
+def top_up_page(request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member = page.principal
     return _top_up_page(request, container, member)
 
 
 @router.post("/top-up")
-async def top_up(request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    fields = await _form(request)
-    if member is None or not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+async def top_up(request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member, fields = page.principal, page.form
     amount = _yuan_to_money(fields.get("amount", ""))
-    banks = container.channels.online_banking_banks()
-    if amount is None or fields.get("bank") not in banks:
+    # A bank we have no channel for is a malformed form; one an operator switched off is refused by
+    # start_top_up with its own message (the page may be older than the switch, or forged).
+    if amount is None or fields.get("bank") not in container.channels.online_banking_banks():
         return _top_up_page(request, container, member, status_code=400, error=_Notice("请输入有效的金额并选择银行"))
-    return await _top_up_at_bank(request, container, member, amount, fields["bank"], then_pay=None)
+    return await _top_up_at_bank(request, container, member, amount, fields["bank"], then_pay=None,
+                                 form_key=fields.get("form_key", ""))
 
 
 @router.post("/top-up/quick-pay")
-async def top_up_by_quick_pay(request: Request, container: ContainerDep) -> Response:
+async def top_up_by_quick_pay(request: Request, container: ContainerDep, page: SignedIn) -> Response:
     """Tops up from a bound card: a top-up payment paid by quick pay, credited when the bank says paid."""
-    member = _member(container, request)
-    fields = await _form(request)
-    if member is None or not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+    member, fields = page.principal, page.form
     amount = _yuan_to_money(fields.get("amount", ""))
     if amount is None:
         return _top_up_page(request, container, member, status_code=400, error=_Notice("请输入有效的金额"))
@@ -318,7 +323,8 @@ async def top_up_by_quick_pay(request: Request, container: ContainerDep) -> Resp
         await run_in_threadpool(members.verify_payment_password, container.uow, container.member_tools, member.id,
                                 password)
         paid = await run_in_threadpool(
-            _quick_pay_top_up, container, member, amount, fields.get("card_id", ""), password
+            _quick_pay_top_up, container, member, amount, fields.get("card_id", ""), password,
+            fields.get("form_key", ""),
         )
     except DomainError as refused:
         return _top_up_page(request, container, member, status_code=400, error=refused)
@@ -344,20 +350,15 @@ async def top_up_done(top_up_id: str, request: Request, container: ContainerDep)
 
 
 @router.get("/withdraw")
-def withdraw_page(request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    if member is None:
-        return _to_login("/wallet/withdraw")
+def withdraw_page(request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member = page.principal
     return _withdraw_page(request, container, member)
 
 
 @router.post("/withdraw")
-async def withdraw(request: Request, container: ContainerDep) -> Response:
+async def withdraw(request: Request, container: ContainerDep, page: SignedIn) -> Response:
     """Withdraws to a bound card, confirmed with the payment password; the worker sends it to the bank."""
-    member = _member(container, request)
-    fields = await _form(request)
-    if member is None or not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+    member, fields = page.principal, page.form
     amount = _yuan_to_money(fields.get("amount", ""))
     if amount is None:
         return _withdraw_page(request, container, member, status_code=400, error=_Notice("请输入有效的金额"))
@@ -366,8 +367,11 @@ async def withdraw(request: Request, container: ContainerDep) -> Response:
             lambda: payouts.request_withdrawal(
                 container.uow, container.member_tools, container.channels, member.id,
                 card_id=fields.get("card_id", ""), amount=amount, payment_password=fields.get("payment_password", ""),
+                form_key=fields.get("form_key", ""),
             )
         )
+    except IdempotencyConflict as conflict:
+        return _withdraw_page(request, container, member, status_code=409, error=conflict)
     except DomainError as refused:
         return _withdraw_page(request, container, member, status_code=400, error=refused)
     return _see("/wallet/withdraw")
@@ -377,10 +381,8 @@ async def withdraw(request: Request, container: ContainerDep) -> Response:
 
 
 @router.get("/pay/{payment_id}")
-def pay_page(payment_id: str, request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    if member is None:
-        return _to_login(f"/wallet/pay/{payment_id}")
+def pay_page(payment_id: str, request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member = page.principal
     payment = _wallet_payable(container, payment_id)
     if payment is None:
         return _see(f"/cashier/{payment_id}/result")
@@ -388,11 +390,8 @@ def pay_page(payment_id: str, request: Request, container: ContainerDep) -> Resp
 
 
 @router.post("/pay/{payment_id}")
-async def pay(payment_id: str, request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    fields = await _form(request)
-    if member is None or not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+async def pay(payment_id: str, request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member, fields = page.principal, page.form
     payment = _wallet_payable(container, payment_id)
     if payment is None:
         return _see(f"/cashier/{payment_id}/result")
@@ -410,17 +409,13 @@ async def pay(payment_id: str, request: Request, container: ContainerDep) -> Res
 
 
 @router.post("/pay/{payment_id}/top-up")
-async def top_up_and_pay(payment_id: str, request: Request, container: ContainerDep) -> Response:
+async def top_up_and_pay(payment_id: str, request: Request, container: ContainerDep, page: SignedIn) -> Response:
     """Tops up the shortfall (or the whole amount) at a bank, then pays from the wallet automatically."""
-    member = _member(container, request)
-    fields = await _form(request)
-    if member is None or not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+    member, fields = page.principal, page.form
     payment = _wallet_payable(container, payment_id)
     if payment is None:
         return _see(f"/cashier/{payment_id}/result")
-    banks = container.channels.online_banking_banks()
-    if fields.get("bank") not in banks:
+    if fields.get("bank") not in container.channels.online_banking_banks():
         return _pay_page(request, container, member, payment, error=_Notice("请选择银行"), status_code=400)
     try:
         # The password authorises the payment now; the wallet pays it when the top-up is credited.
@@ -433,27 +428,23 @@ async def top_up_and_pay(payment_id: str, request: Request, container: Container
     balance = wallet.wallet_balance(container.uow, member.id)
     shortfall = payment.amount - balance
     amount = payment.amount if fields.get("amount_choice") == "whole" or not shortfall.is_positive else shortfall
-    return await _top_up_at_bank(request, container, member, amount, fields["bank"], then_pay=payment.id)
+    return await _top_up_at_bank(request, container, member, amount, fields["bank"], then_pay=payment.id,
+                                 form_key=fields.get("form_key", ""))
 
 
 # ---- bank cards (quick pay) -----------------------------------------------------------------------------
 
 
 @router.get("/cards")
-def cards_page(request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    if member is None:
-        return _to_login("/wallet/cards")
+def cards_page(request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member = page.principal
     return _cards_page(request, container, member)
 
 
 @router.post("/cards")
-async def apply_card_binding(request: Request, container: ContainerDep) -> Response:
+async def apply_card_binding(request: Request, container: ContainerDep, page: SignedIn) -> Response:
     """Sends the card and reserved phone, with the member's real name and ID number, to the card's bank."""
-    member = _member(container, request)
-    fields = await _form(request)
-    if member is None or not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+    member, fields = page.principal, page.form
     if not member.is_real_name_verified or member.name is None or member.id_number is None:
         return _cards_page(request, container, member, status_code=400, error=_Notice("请先完成实名认证"))
     application = BindingApplication(
@@ -474,11 +465,8 @@ async def apply_card_binding(request: Request, container: ContainerDep) -> Respo
 
 
 @router.post("/cards/{binding_id}/confirm")
-async def confirm_card_binding(binding_id: str, request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    fields = await _form(request)
-    if member is None or not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+async def confirm_card_binding(binding_id: str, request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member, fields = page.principal, page.form
     try:
         confirmed = await run_in_threadpool(
             lambda: card_bindings.confirm_binding(
@@ -494,11 +482,8 @@ async def confirm_card_binding(binding_id: str, request: Request, container: Con
 
 
 @router.post("/cards/{binding_id}/unbind")
-async def unbind_card(binding_id: str, request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    fields = await _form(request)
-    if member is None or not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+async def unbind_card(binding_id: str, request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member = page.principal
     try:
         await run_in_threadpool(
             lambda: card_bindings.unbind(
@@ -515,19 +500,15 @@ async def unbind_card(binding_id: str, request: Request, container: ContainerDep
 
 
 @router.get("/mandates")
-def mandates_page(request: Request, container: ContainerDep) -> Response:
-    member = _member(container, request)
-    if member is None:
-        return _to_login("/wallet/mandates")
+def mandates_page(request: Request, container: ContainerDep, page: SignedIn) -> Response:
+    member = page.principal
     return _mandates_page(request, container, member)
 
 
 @router.get("/mandates/{mandate_id}/revoke")
-def revoke_mandate_page(mandate_id: str, request: Request, container: ContainerDep) -> Response:
+def revoke_mandate_page(mandate_id: str, request: Request, container: ContainerDep, page: SignedIn) -> Response:
     """The confirmation step: revoking cannot be undone, so it is never one click from the list."""
-    member = _member(container, request)
-    if member is None:
-        return _to_login("/wallet/mandates")
+    member = page.principal
     item = _member_mandate(container, member, mandate_id)
     if item is None or item.mandate.status.value != "active":
         return _mandates_page(request, container, member, status_code=404, error=_Notice("未找到生效中的代扣授权"))
@@ -535,12 +516,9 @@ def revoke_mandate_page(mandate_id: str, request: Request, container: ContainerD
 
 
 @router.post("/mandates/{mandate_id}/revoke")
-async def revoke_mandate(mandate_id: str, request: Request, container: ContainerDep) -> Response:
+async def revoke_mandate(mandate_id: str, request: Request, container: ContainerDep, page: SignedIn) -> Response:
     """Revoked on the platform first, then at the bank; the merchant gets ``mandate.revoked``."""
-    member = _member(container, request)
-    fields = await _form(request)
-    if member is None or not _csrf_ok(container, request, fields):
-        return _forbidden(request, container)
+    member, fields = page.principal, page.form
     if fields.get("confirm") != "yes":
         return _see(f"/wallet/mandates/{mandate_id}/revoke")
     try:
@@ -635,7 +613,7 @@ def _top_up_page(
 ) -> Response:
     return _page(
         request, container, "top_up.html", member, status_code=status_code, error=error,
-        banks=container.channels.online_banking_banks(),
+        banks=wallet.top_up_banks(container.uow, container.channels.online_banking_banks()),
         cards=card_bindings.cards_of(container.uow, member.id, merchant_id=None),
     )
 
@@ -653,15 +631,24 @@ def _withdraw_page(
     )
 
 
-def _quick_pay_top_up(container: Container, member: Member, amount: Money, card_id: str, password: str) -> Payment:
-    """Creates the top-up and charges the bound card; the wallet is credited when the attempt succeeds."""
+def _quick_pay_top_up(
+    container: Container, member: Member, amount: Money, card_id: str, password: str, form_key: str
+) -> Payment:
+    """Creates the top-up and charges the bound card; the wallet is credited when the attempt succeeds.
+
+    A second POST of the same form finds the first top-up and returns it as it is: the card is
+    charged once per form, however often the form is sent.
+    """
     base_url = container.settings.base_url.rstrip("/")
     # The card must be the member's before a top-up exists for it (confirm_quick_pay checks it again).
     card_bindings.get_binding(container.uow, card_id, merchant_id=None, member_id=member.id)
     started = wallet.start_top_up(
         container.uow, container.member_tools, member.id, amount,
         return_url=f"{base_url}/wallet/top-ups/{{top_up_id}}/done", method=PaymentMethod.QUICK_PAY,
+        form_key=form_key,
     )
+    if started.replayed:
+        return started.payment
     return confirm_quick_pay(
         container.uow, container.clock, container.ids, container.channels, container.member_tools,
         quick_pay_settings(container), merchant_id=None, payment_id=started.payment.id, card_id=card_id,
@@ -670,16 +657,25 @@ def _quick_pay_top_up(container: Container, member: Member, amount: Money, card_
 
 
 async def _top_up_at_bank(
-    request: Request, container: Container, member: Member, amount: Money, bank: str, *, then_pay: str | None
+    request: Request, container: Container, member: Member, amount: Money, bank: str, *, then_pay: str | None,
+    form_key: str,
 ) -> Response:
+    """Starts (or, for a second POST of the same form, finds) the top-up and sends the payer to the bank.
+
+    A repeated form gets a new attempt on the same top-up payment, so the payer still reaches the bank
+    while at most one attempt of the one payment can succeed and credit the wallet.
+    """
     base_url = container.settings.base_url.rstrip("/")
     try:
         started = await run_in_threadpool(
             lambda: wallet.start_top_up(
                 container.uow, container.member_tools, member.id, amount,
                 return_url=f"{base_url}/wallet/top-ups/{{top_up_id}}/done", bank=bank, then_pay_payment_id=then_pay,
+                form_key=form_key,
             )
         )
+        if started.replayed and started.payment.status.is_final:
+            return _see(f"/wallet/top-ups/{started.payment.id}/done")
         form = await run_in_threadpool(
             pay_at_bank, container.uow, container.clock, container.ids, container.channels,
             gateway_settings(container), started.payment.id, bank,
@@ -696,7 +692,7 @@ def _pay_page(
     return _page(
         request, container, "pay.html", member, status_code=status_code,
         payment=payment, balance=balance, shortfall=payment.amount - balance,
-        banks=container.channels.online_banking_banks(),
+        banks=wallet.top_up_banks(container.uow, container.channels.online_banking_banks()),
         # The quick-pay page for the whole amount is the card-binding work's (cashier quick pay).
         quick_pay_url=f"/cashier/{payment.id}/quick-pay",
         **context,
@@ -716,7 +712,7 @@ def _wallet_payable(container: Container, payment_id: str) -> Payment | None:
 def _seal_phone_for_form(container: Container, request: Request, phone: str) -> str:
     # The sign-up form carries the phone to its second step sealed by the vault and bound to this
     # browser's nonce, so the page never holds the number in clear.
-    nonce, _ = _nonce(request)
+    nonce, _ = GUARD.nonce(request)
     return container.vault.seal(phone.encode(), context=f"wallet_register:{nonce}")
 
 
@@ -735,10 +731,6 @@ def _masked_phone(container: Container, phone: str) -> str:
         return ""
 
 
-def _member(container: Container, request: Request) -> Member | None:
-    return members.member_of_session(container.uow, container.member_tools, request.cookies.get(SESSION_COOKIE))
-
-
 def _page(
     request: Request,
     container: Container,
@@ -750,20 +742,20 @@ def _page(
     form_targets: tuple[str, ...] = (),
     **context: Any,
 ) -> Response:
-    nonce, is_new = _nonce(request)
+    nonce, is_new = GUARD.nonce(request)
     html = _ENV.get_template(template).render(
         member=member,
-        csrf_token=security.csrf_token(security.csrf_secret(container), _CSRF_SUBJECT, nonce),
+        csrf_token=GUARD.csrf_token(container, nonce),
         error=None if error is None else _MESSAGES_ZH.get(error.code, error.message),
         error_code=None if error is None else error.code,
         yuan=_yuan,
         signed_yuan=_signed_yuan,
         event_name=lambda event: _EVENT_NAMES.get(event, event),
+        # Each form that moves money carries its own one-time key (docs/wallet.md "Double submits").
+        new_form_key=lambda: secrets.token_urlsafe(FORM_KEY_BYTES),
         **context,
     )
-    response = HTMLResponse(html, status_code=status_code)
-    if is_new:
-        _set_cookie(container, response, NONCE_COOKIE, nonce, max_age_s=security.NONCE_MAX_AGE_S)
+    response = GUARD.finish(container, HTMLResponse(html, status_code=status_code), nonce, is_new)
     return security.add_security_headers(response, form_targets=form_targets)
 
 
@@ -771,37 +763,9 @@ def _render_redirect(request: Request, container: Container, member: Member, for
     return _page(request, container, "redirect.html", member, form=form, form_targets=(security.origin_of(form.url),))
 
 
-def _forbidden(request: Request, container: Container) -> Response:
-    log.warning("wallet.csrf_or_session_refused", path=request.url.path)
-    return _page(request, container, "message.html", None, status_code=403, error=_Notice("页面已过期，请刷新后重试。"))
-
-
-def _csrf_ok(container: Container, request: Request, fields: Mapping[str, str]) -> bool:
-    nonce = request.cookies.get(NONCE_COOKIE)
-    return security.csrf_valid(security.csrf_secret(container), _CSRF_SUBJECT, nonce, fields.get("csrf_token"))
-
-
-def _nonce(request: Request) -> tuple[str, bool]:
-    existing = request.cookies.get(NONCE_COOKIE)
-    if existing and len(existing) <= 64:
-        return existing, False
-    return security.new_nonce(), True
-
-
-def _set_cookie(container: Container, response: Response, name: str, value: str, *, max_age_s: int) -> None:
-    secure = container.settings.base_url.startswith("https://")
-    response.set_cookie(name, value, max_age=max_age_s, path=COOKIE_PATH, httponly=True, samesite="lax", secure=secure)
-
-
-async def _form(request: Request) -> dict[str, str]:
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        return {}
-    try:
-        parsed = parse_qs(body.decode("utf-8"), max_num_fields=20)
-    except (UnicodeDecodeError, ValueError):
-        return {}
-    return {name: values[0] for name, values in parsed.items() if len(values) == 1}
+def _set_session_cookie(container: Container, response: Response, token: str) -> None:
+    lifetime_s = int(container.member_tools.session_lifetime.total_seconds())
+    set_cookie(container, response, SESSION_COOKIE, token, path=COOKIE_PATH, max_age_s=lifetime_s, same_site="lax")
 
 
 def _safe_next(target: str | None) -> str:
@@ -809,10 +773,6 @@ def _safe_next(target: str | None) -> str:
     if target and target.startswith(("/wallet", "/cashier/")) and "//" not in target and "\\" not in target:
         return target
     return "/wallet"
-
-
-def _to_login(next_path: str) -> Response:
-    return _see(f"/wallet/login?next={next_path}")
 
 
 def _see(path: str) -> Response:

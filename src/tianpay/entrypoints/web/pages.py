@@ -1,7 +1,7 @@
 """Signed-in pages: one guard per site (session or redirect, CSRF or 403), cookies, forms, headers.
 
-A site (the merchant portal, the operator console) builds one ``PageGuard`` naming its cookies and
-how to find who a session token belongs to, and its routes take ``Depends(guard.page)``: the guard
+A site (the merchant portal, the operator console, the wallet) builds one ``PageGuard`` naming its
+cookies and how to find who a session token belongs to, and its routes take ``Depends(guard.page)``: the guard
 redirects a signed-out browser to the login page, refuses a POST without a valid CSRF token with 403,
 and hands the route the signed-in principal, the parsed form and the CSRF token for the next page.
 CSRF tokens are HMAC-SHA256(site key, subject + a random nonce kept in an HttpOnly cookie), as for
@@ -15,7 +15,7 @@ import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Literal, TypeVar
 from urllib.parse import parse_qs, quote
 
 from cryptography.hazmat.primitives import serialization
@@ -64,10 +64,16 @@ def is_https(container: Container) -> bool:
     return container.settings.base_url.startswith("https://")
 
 
-def set_cookie(container: Container, response: Response, name: str, value: str, *, path: str, max_age_s: int) -> None:
-    """HttpOnly, SameSite=Strict, and Secure whenever the platform is served over https."""
+SameSite = Literal["strict", "lax"]
+
+
+def set_cookie(
+    container: Container, response: Response, name: str, value: str, *, path: str, max_age_s: int,
+    same_site: SameSite = "strict",
+) -> None:
+    """HttpOnly, SameSite=Strict unless a site needs Lax, and Secure whenever the platform is served over https."""
     response.set_cookie(
-        name, value, max_age=max_age_s, path=path, httponly=True, samesite="strict", secure=is_https(container)
+        name, value, max_age=max_age_s, path=path, httponly=True, samesite=same_site, secure=is_https(container)
     )
 
 
@@ -106,7 +112,13 @@ class Page(Generic[P]):
 
 @dataclass(frozen=True, slots=True)
 class PageGuard(Generic[P]):
-    """One site's guard. ``resolve(container, session_token)`` returns the principal or None."""
+    """One site's guard. ``resolve(container, session_token)`` returns the principal or None.
+
+    ``same_site`` is the nonce cookie's SameSite: the wallet keeps Lax, since payers arrive at its
+    pages by links from the cashier, which they reach from merchants' sites. With ``refuses_signed_out_posts`` a POST
+    without a session is refused like a bad CSRF token (403) instead of redirected to the login page,
+    so that a form posted after the session ended never runs and never loses its fields silently.
+    """
 
     site: str
     login_path: str
@@ -116,6 +128,8 @@ class PageGuard(Generic[P]):
     resolve: Callable[[Container, str | None], P | None]
     forbidden: Callable[[Request, Container], Response]
     secret_label: bytes = field(default=b"")
+    same_site: SameSite = "strict"
+    refuses_signed_out_posts: bool = False
 
     def secret(self, container: Container) -> bytes:
         return site_secret(container, self.secret_label or f"tianpay {self.site} csrf v1".encode())
@@ -138,7 +152,7 @@ class PageGuard(Generic[P]):
         """Sets the nonce cookie when the page made a new one, and the security headers."""
         if is_new:
             set_cookie(container, response, self.nonce_cookie, nonce, path=self.cookie_path,
-                       max_age_s=NONCE_MAX_AGE_S)
+                       max_age_s=NONCE_MAX_AGE_S, same_site=self.same_site)
         return add_security_headers(response)
 
     async def page(self, request: Request) -> Page[P]:
@@ -146,6 +160,8 @@ class PageGuard(Generic[P]):
         container = get_container(request)
         token = request.cookies.get(self.session_cookie)
         principal = self.resolve(container, token)
+        if (principal is None or token is None) and request.method == "POST" and self.refuses_signed_out_posts:
+            raise PageInterrupt(self.forbidden(request, container))
         if principal is None or token is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise PageInterrupt(see_other(f"{self.login_path}?next={quote(target, safe='')}"))
@@ -156,6 +172,13 @@ class PageGuard(Generic[P]):
             form = await read_form(request)
         nonce, is_new = self.nonce(request)
         return Page(principal, form, self.csrf_token(container, nonce), nonce, is_new, token)
+
+    async def posted_form(self, request: Request) -> Mapping[str, str]:
+        """The dependency of a POST that needs no session (sign-in, sign-up): its form, CSRF-checked or 403."""
+        container = get_container(request)
+        if not await self.csrf_ok(container, request):
+            raise PageInterrupt(self.forbidden(request, container))
+        return await read_form(request)
 
 
 def static_response(directory: Path, name: str, media_types: Mapping[str, str]) -> Response:
