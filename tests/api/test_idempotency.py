@@ -4,10 +4,12 @@ a failed create leaves the key free, and concurrent duplicates end with exactly 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from tianpay.adapters.db.tables import idempotency_records, ledger_accounts
 from tianpay.domain.errors import DomainError, IdempotencyConflict
@@ -122,3 +124,130 @@ def test_concurrent_duplicates_create_exactly_one_resource(uow_factory: UnitOfWo
     assert sum(not r.replayed for r in results) == 1
     assert len({r.body["id"] for r in results}) == 1
     assert _accounts(engine, "acct:T4:") == 1
+
+
+# ---- a second request while the first is still open (PostgreSQL) --------------------------------------
+# The barrier above starts the threads together but cannot promise that their claims overlap. These
+# tests make the overlap certain: the first request stops inside ``create`` with its key claimed and its
+# transaction open, and the second is let go only once PostgreSQL shows it waiting on a lock (its claim
+# waits on the first's uncommitted row). SQLite is left out: there BEGIN IMMEDIATE makes the second
+# wait before its claim, where no lock is visible to wait for.
+
+
+class _InThread:
+    """Runs ``work()`` in a thread; ``join`` returns its answer, or the error it raised."""
+
+    def __init__(self, work: Callable[[], StoredResponse]) -> None:
+        self.result: StoredResponse | BaseException | None = None
+        self._work = work
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self._work()
+        except BaseException as error:
+            self.result = error
+
+    def join(self) -> StoredResponse | BaseException | None:
+        self._thread.join()
+        return self.result
+
+
+class _HeldOpen(_InThread):
+    """A request whose ``create`` claims its key and then waits to be told to finish (or to fail)."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory, key: str, code: str, *, fail: bool = False) -> None:
+        self.claimed = threading.Event()
+        self.finish = threading.Event()
+        inner = _create_account(code)
+
+        def create(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+            answer: tuple[int, dict[str, Any]] = inner(uow)
+            self.claimed.set()
+            self.finish.wait()
+            if fail:
+                raise DomainError("refused after the claim", param="amount")
+            return answer
+
+        def work() -> StoredResponse:
+            try:
+                return run_idempotent(
+                    uow_factory, merchant_id="mch_A", scope="payments", key=key,
+                    request_hash=request_hash({"amount": 1999}), create=create, param="out_trade_no",
+                )
+            finally:
+                # Also on an early error, so that the test waiting for the claim goes on and fails.
+                self.claimed.set()
+
+        super().__init__(work)
+
+
+def _wait_until_a_session_waits_on_a_lock(engine: Engine) -> None:
+    """Polls pg_stat_activity until another session of this database is waiting on a lock.
+
+    The deadline only keeps a broken build from hanging; nothing is asserted about how long it took.
+    """
+    with engine.connect() as connection:
+        for _ in range(6000):
+            waiting = connection.execute(text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )).scalar_one()
+            connection.rollback()
+            if waiting:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the second request never waited on the first one's claim")
+
+
+@pytest.fixture
+def pg_uow_factory(uow_factory: UnitOfWorkFactory, engine: Engine) -> UnitOfWorkFactory:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the overlap is observed through PostgreSQL's lock waits")
+    return uow_factory
+
+
+def test_a_repeat_that_arrives_while_the_first_is_open_waits_and_gets_the_first_answer(
+    pg_uow_factory: UnitOfWorkFactory, engine: Engine
+) -> None:
+    first = _HeldOpen(pg_uow_factory, "T5", "acct:T5:first")
+    first.claimed.wait()
+    second = _InThread(lambda: _run(pg_uow_factory, "T5", {"amount": 1999}, "acct:T5:second"))
+    _wait_until_a_session_waits_on_a_lock(engine)
+    first.finish.set()
+    won, repeated = first.join(), second.join()
+    assert isinstance(won, StoredResponse), won
+    assert isinstance(repeated, StoredResponse), repeated
+    assert (won.replayed, repeated.replayed) == (False, True)
+    assert repeated.body == won.body == {"id": "acct:T5:first", "amount": 1999, "nested": {"ok": True}}
+    assert _accounts(engine, "acct:T5:") == 1
+
+
+def test_a_changed_body_that_arrives_while_the_first_is_open_is_a_conflict_once_the_first_commits(
+    pg_uow_factory: UnitOfWorkFactory, engine: Engine
+) -> None:
+    first = _HeldOpen(pg_uow_factory, "T6", "acct:T6:first")
+    first.claimed.wait()
+    second = _InThread(lambda: _run(pg_uow_factory, "T6", {"amount": 2000}, "acct:T6:second"))
+    _wait_until_a_session_waits_on_a_lock(engine)
+    first.finish.set()
+    assert isinstance(first.join(), StoredResponse)
+    assert isinstance(second.join(), IdempotencyConflict)
+    assert _accounts(engine, "acct:T6:") == 1
+
+
+def test_a_repeat_waiting_on_a_first_request_that_fails_creates_the_resource_itself(
+    pg_uow_factory: UnitOfWorkFactory, engine: Engine
+) -> None:
+    first = _HeldOpen(pg_uow_factory, "T7", "acct:T7:first", fail=True)
+    first.claimed.wait()
+    second = _InThread(lambda: _run(pg_uow_factory, "T7", {"amount": 1999}, "acct:T7:second"))
+    _wait_until_a_session_waits_on_a_lock(engine)
+    first.finish.set()
+    assert isinstance(first.join(), DomainError)
+    taken_over = second.join()
+    assert isinstance(taken_over, StoredResponse)
+    assert not taken_over.replayed
+    assert taken_over.body["id"] == "acct:T7:second"
+    assert _accounts(engine, "acct:T7:") == 1

@@ -1,9 +1,11 @@
 """A wallet payment over the signed API in few units of work, on both databases (docs/performance.md).
 
-``POST /v1/payments`` takes two units of work (authentication, the idempotent create) and
-``POST /v1/payments/{id}/confirm`` four (authentication, the payment read that picks the handler,
-the member read, the paying unit of work). The folded reads must not weaken the password rules: a
-wrong password is still counted in its own commit and the fifth miss still locks.
+``POST /v1/payments`` takes two units of work (authentication, the idempotent create) and seven
+statements (the key look-up and the replay record; the idempotency claim, the fee plan, the payment,
+its transition and the stored answer), and ``POST /v1/payments/{id}/confirm`` four units of work
+(authentication, the payment read that picks the handler, the member read, the paying unit of
+work). The folded reads must not weaken the password rules: a wrong password is still counted in its
+own commit and the fifth miss still locks.
 """
 
 from __future__ import annotations
@@ -32,22 +34,35 @@ def cheap_password_hashing(api_server: ApiServer) -> None:
 
 
 class UnitsOfWork:
-    """Counts the connections an engine hands out: one per unit of work."""
+    """Counts the connections an engine hands out (one per unit of work) and the statements sent."""
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.opened = 0
+        self.statements: list[str] = []
         event.listen(engine, "engine_connect", self._connected)
+        event.listen(engine, "before_cursor_execute", self._executed)
 
     def _connected(self, *_args: Any) -> None:
         self.opened += 1
+
+    def _executed(self, _connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # SQLite's BEGIN IMMEDIATE is a statement our engine sends (engine.py), while psycopg sends
+        # PostgreSQL's BEGIN itself, outside any cursor; leaving it out makes both counts the same.
+        if statement != "BEGIN IMMEDIATE":
+            self.statements.append(statement)
 
     def take(self) -> int:
         opened, self.opened = self.opened, 0
         return opened
 
+    def take_statements(self) -> list[str]:
+        statements, self.statements = self.statements, []
+        return statements
+
     def stop(self) -> None:
         event.remove(self.engine, "engine_connect", self._connected)
+        event.remove(self.engine, "before_cursor_execute", self._executed)
 
 
 def _payer(api_server: ApiServer, client: SignedClient, balance_minor: int, serial: int) -> str:
@@ -78,7 +93,7 @@ def _order(client: SignedClient, out_trade_no: str, amount_minor: int = 1_000) -
     return payment_id
 
 
-def test_a_wallet_payment_takes_two_units_of_work_to_create_and_four_to_confirm(
+def test_a_wallet_payment_takes_two_units_of_work_and_seven_statements_to_create_and_four_to_confirm(
     api_server: ApiServer, api_client: SignedClient
 ) -> None:
     member_id = _payer(api_server, api_client, 10_000, 901)
@@ -86,6 +101,11 @@ def test_a_wallet_payment_takes_two_units_of_work_to_create_and_four_to_confirm(
     try:
         payment_id = _order(api_client, "rt-ok")
         assert counted.take() == 2
+        # Ten before docs/performance.md's "Claim first, no savepoint": the idempotency record was
+        # read before it was claimed, and the payment's insert was wrapped in SAVEPOINT … RELEASE.
+        created = counted.take_statements()
+        assert len(created) == 7, created
+        assert not [s for s in created if "SAVEPOINT" in s or s.startswith("SELECT idempotency_records")]
         paid = api_client.post(f"/v1/payments/{payment_id}/confirm",
                                json={"member_id": member_id, "payment_password": PASSWORD})
         assert paid.status_code == 200, paid.text

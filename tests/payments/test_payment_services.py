@@ -23,6 +23,7 @@ from tianpay.domain.payment import (
     PaymentExpired,
     PaymentMethod,
     PaymentStatus,
+    new_payment,
 )
 from tianpay.ports.payments import PaymentFilter
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
@@ -115,6 +116,22 @@ def test_another_merchant_may_use_the_same_out_trade_no(
     assert mine.id != theirs.id
     with pytest.raises(NotFound):
         get_payment(uow_factory, other, mine.id)
+
+
+def test_a_duplicate_out_trade_no_that_reaches_the_table_is_a_conflict_and_the_unit_of_work_rolls_back(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, merchant_id: str
+) -> None:
+    # The idempotency claim keeps this from happening through create_payment; the table's unique
+    # constraint is the backstop, and without a savepoint around the insert (docs/performance.md)
+    # the whole unit of work goes, on both databases, including what it wrote before the insert.
+    first = create_payment(uow_factory, clock, ids, pay_request(merchant_id)).payment
+    second = new_payment(pay_request(merchant_id), payment_id=ids.new("pay"), now=clock.now())
+    with pytest.raises(Conflict) as raised, uow_factory() as uow:
+        uow.payments.add(new_payment(pay_request(merchant_id, "order-2"), payment_id=ids.new("pay"), now=clock.now()))
+        uow.payments.add(second)
+        uow.commit()
+    assert raised.value.param == "out_trade_no"
+    assert list_payments(uow_factory, merchant_id).payments == (first,)
 
 
 def test_a_refused_request_stores_nothing_and_may_be_corrected_under_the_same_number(

@@ -68,7 +68,12 @@ class LateSuccessRefund:
 
 class PaymentRepository(Protocol):
     def add(self, payment: Payment) -> None:
-        """Inserts a new payment; raises Conflict if the merchant already used its out_trade_no."""
+        """Inserts a new payment; raises Conflict if the merchant already used its out_trade_no.
+
+        After a Conflict the unit of work is spent (PostgreSQL has aborted its transaction): let the
+        error leave it so it rolls back. The idempotency claim made first keeps duplicates from
+        getting this far.
+        """
         ...
 
     def get(self, payment_id: str, *, merchant_id: str | None = None) -> Payment | None:

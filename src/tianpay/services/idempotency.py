@@ -75,8 +75,12 @@ def run_idempotent(
         )
     """
     with uow_factory() as uow:
-        existing = uow.idempotency.get(merchant_id, scope, key)
-        if existing is None and uow.idempotency.claim(merchant_id, scope, key, request_hash):
+        # The claim comes first and the record is read only when the claim fails: most requests are
+        # new, and for them the claim is the only statement idempotency costs. A failed claim has
+        # waited for the transaction holding the key to end (PostgreSQL's ON CONFLICT waits on the
+        # conflicting row; SQLite's BEGIN IMMEDIATE lets one writer in at a time), so the read that
+        # follows sees that transaction's committed record.
+        if uow.idempotency.claim(merchant_id, scope, key, request_hash):
             status_code, body = create(uow)
             # The body is stored as text and read back, so the first answer and every replay are the
             # same JSON (no tuples, enums or datetimes that would serialise differently later).
@@ -84,9 +88,10 @@ def run_idempotent(
             uow.idempotency.complete(merchant_id, scope, key, status_code, text)
             uow.commit()
             return StoredResponse(status_code, json.loads(text), replayed=False)
-        record = existing or uow.idempotency.get(merchant_id, scope, key)
+        record = uow.idempotency.get(merchant_id, scope, key)
     if record is None:
-        # Only reachable if the winner of a race rolled back after we gave up our claim.
+        # A claim fails only on a committed record and records are never deleted, so this is not
+        # expected; it is answered as a retryable conflict rather than trusted away.
         raise Conflict("a concurrent request with the same key did not finish; retry", param=param)
     return _replay(record, request_hash, param)
 

@@ -1,8 +1,9 @@
 """The idempotency repository over ``idempotency_records``: claim, complete, read.
 
 The claim is ``INSERT … ON CONFLICT DO NOTHING`` on the (merchant, scope, key) primary key: on
-PostgreSQL a second transaction claiming the same key waits for the first to commit and then claims
-nothing, which is what makes concurrent duplicates end with one resource.
+PostgreSQL a second transaction claiming the same key waits for the first to end and then claims
+nothing (or claims the key itself if the first rolled back), which is what makes concurrent
+duplicates end with one resource and lets the service claim before it reads.
 """
 
 from __future__ import annotations
