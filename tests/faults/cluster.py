@@ -171,14 +171,18 @@ class Cluster:
     def business_date(self) -> date:
         return self.clock.now().astimezone(SHANGHAI).date()
 
-    def advance_past_midnight(self, minutes_after: int = 5) -> date:
+    def advance_past_midnight(self, minutes_after: int = 5, at_least: timedelta = timedelta(hours=1)) -> date:
         """Moves the platform and the banks together to just after the next Shanghai midnight.
 
         Returns the business date that has just ended. Both clocks move by the same amount, so orders
-        the platform times and the banks check keep agreeing.
+        the platform times and the banks check keep agreeing. The move is ``at_least`` long even when
+        midnight is close: scenarios rely on it to carry orders past their expiry (30 minutes) and
+        the absent-order margin (15 minutes), and a run started at 23:50 Shanghai time would otherwise
+        reach 00:05 with those windows still open. Landing later than 00:05 keeps the same next day.
         """
         ended = self.business_date()
-        target = datetime.combine(ended + timedelta(days=1), clock_time(0, minutes_after), SHANGHAI)
+        midnight = datetime.combine(ended + timedelta(days=1), clock_time(0, minutes_after), SHANGHAI)
+        target = max(midnight, self.clock.now() + at_least)
         delta = target - self.clock.now()
         self.clock.advance(delta)
         world = httpx.post(

@@ -1,6 +1,7 @@
 """The stale debit-claim sweep against the real JHB simulator, on both databases: a (schedule, period)
-left ``claimed`` by a worker that died is taken over once its lease ran out, debited exactly once,
-and never debited a second time when the dead worker had already got its payment to the bank."""
+left ``claimed`` by a worker that died is taken over once its lease ran out, debited exactly once
+(also when the dead worker had created the payment but not yet asked the bank), and never debited a
+second time when the dead worker had already got its payment to the bank."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from tianpay.channels.registry import ChannelRegistry
 from tianpay.domain.debit_schedule import DebitSchedule, RunStatus
 from tianpay.domain.mandate import Mandate, business_date
 from tianpay.domain.money import Money
-from tianpay.domain.payment import PaymentStatus
+from tianpay.domain.payment import PaymentMethod, PaymentRequest, PaymentStatus
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
 from tianpay.services import debit_schedules, mandates
+from tianpay.services import payments as payment_service
 from tianpay.services.member_tools import MemberTools
 
 pytestmark = pytest.mark.e2e
@@ -114,6 +116,35 @@ def test_a_dead_worker_whose_debit_reached_the_bank_is_not_debited_again(
     clock.advance(LEASE + timedelta(seconds=1))
     assert sweep(uow_factory, clock, ids, channels, tools) == 1
     assert run_of(uow_factory, schedule, period) == (RunStatus.SUBMITTED, debited.payment.id)
+    assert jhb_transfers(bank_world) == transfers_before + 1
+    assert_ledger_sound(uow_factory)
+
+
+def test_a_dead_worker_that_created_the_payment_but_never_reached_the_bank_is_debited_by_the_sweep_once(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    tools: MemberTools, bank_world: BankWorld, merchant: str, mandate: Mandate,
+) -> None:
+    schedule, period = due_schedule(uow_factory, clock, ids, merchant, mandate)
+    transfers_before = jhb_transfers(bank_world)
+    claim_and_die(uow_factory, clock, schedule, period)
+    # The dead worker created the period's payment (through the service, as its debit does) and died
+    # before asking the bank: without the sweep carrying it on, the payment would expire unpaid.
+    stranded = payment_service.create_payment(uow_factory, clock, ids, PaymentRequest(
+        merchant_id=merchant, out_trade_no=debit_schedules.out_trade_no_of(schedule.id, period),
+        amount=Money.cny(1_800), method=PaymentMethod.DIRECT_DEBIT, subject="水费",
+        metadata={"mandate_id": mandate.id},
+    )).payment
+    assert jhb_transfers(bank_world) == transfers_before
+
+    clock.advance(LEASE + timedelta(seconds=1))
+    assert sweep(uow_factory, clock, ids, channels, tools) == 1
+    assert run_of(uow_factory, schedule, period) == (RunStatus.SUBMITTED, stranded.id)
+    assert jhb_transfers(bank_world) == transfers_before + 1
+    assert payment_service.find_payment(uow_factory, merchant, stranded.id).status is PaymentStatus.SUCCEEDED
+
+    clock.advance(LEASE * 2)
+    assert sweep(uow_factory, clock, ids, channels, tools) == 0
+    assert run(uow_factory, clock, ids, channels, tools) == 0
     assert jhb_transfers(bank_world) == transfers_before + 1
     assert_ledger_sound(uow_factory)
 

@@ -29,7 +29,7 @@ from tianpay.channels.registry import ChannelRegistry, load_channels, onboard_ba
 from tianpay.domain.mandate import MandateLimitExceeded, MandateNotActive, MandateStatus, business_date
 from tianpay.domain.merchant import FeePlan, FeeRate
 from tianpay.domain.money import Money
-from tianpay.domain.payment import PaymentStatus
+from tianpay.domain.payment import PaymentMethod, PaymentRequest, PaymentStatus
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
 from tianpay.services import mandates
 from tianpay.services.gateway import requery_attempts
@@ -207,4 +207,28 @@ def test_the_re_query_job_resolves_a_bcb_debit_left_processing(
         payment = uow.payments.get(created.payment.id)
     assert payment is not None
     assert payment.status is PaymentStatus.SUCCEEDED
+    assert_ledger_sound(uow_factory)
+
+
+def test_a_bcb_debit_left_created_by_a_crash_is_debited_once_by_its_retry(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, bcb_channels: ChannelRegistry,
+    tools: MemberTools, bcb_url: str, merchant: str,
+) -> None:
+    active = mandate_for(WANG_FANG, uow_factory, clock, ids, bcb_channels, tools, bcb_url, merchant)
+    # The first call died after creating the payment and before asking BCB (docs/direct-debit.md).
+    stranded = mandates.payment_service.create_payment(uow_factory, clock, ids, PaymentRequest(
+        merchant_id=merchant, out_trade_no="bcb-stranded", amount=Money.cny(3_000),
+        method=PaymentMethod.DIRECT_DEBIT, subject="电费", metadata={"mandate_id": active.id},
+    )).payment
+    card_before, seen = balance(bcb_url, WANG_FANG.cards["BCB"]), transfers(bcb_url)
+
+    for _ in range(2):
+        retried = mandates.debit(
+            uow_factory, clock, ids, bcb_channels, tools.cipher, SETTINGS, merchant_id=merchant,
+            mandate_id=active.id, out_trade_no="bcb-stranded", amount=Money.cny(3_000), subject="电费",
+        )
+        assert (retried.replayed, retried.payment.id, retried.payment.status) == (
+            True, stranded.id, PaymentStatus.SUCCEEDED)
+    assert transfers(bcb_url) == seen + 1
+    assert balance(bcb_url, WANG_FANG.cards["BCB"]) == card_before - 3_000
     assert_ledger_sound(uow_factory)

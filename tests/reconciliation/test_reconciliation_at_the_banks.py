@@ -35,13 +35,16 @@ from tests.payments.conftest import assert_ledger_sound, events_of
 from tianpay.adapters.clock import SettableClock
 from tianpay.adapters.ids import UlidGenerator
 from tianpay.channels.registry import ChannelRegistry
+from tianpay.domain.errors import NotFound
 from tianpay.domain.ledger import bank_reserve
 from tianpay.domain.merchant import FeePlan
 from tianpay.domain.money import Money
 from tianpay.domain.payment import AttemptStatus, PaymentStatus
-from tianpay.domain.reconciliation import SHANGHAI
+from tianpay.domain.reconciliation import SHANGHAI, ExceptionStatus
 from tianpay.domain.refund import RefundRequest, RefundStatus
 from tianpay.entrypoints.cli import app
+from tianpay.ports.channels import ChannelResult, Outcome
+from tianpay.ports.reconciliation import ReconciliationException
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
 from tianpay.services.gateway import Applied, handle_front_return, nudge_payment, pay_at_bank
 from tianpay.services.reconciliation import (
@@ -51,7 +54,7 @@ from tianpay.services.reconciliation import (
     reconcile,
     resolve_exception,
 )
-from tianpay.services.refunds import RequeryPolicy, create_refund, requery_refunds
+from tianpay.services.refunds import RequeryPolicy, apply_refund_result, create_refund, requery_refunds
 
 pytestmark = pytest.mark.e2e
 
@@ -268,6 +271,182 @@ def test_a_refused_make_good_booked_to_suspense_brings_the_ledger_back_to_the_ba
     assert bank_world.balance("HBB", HBB_RESERVE) - reserve_at_start == _reserve(uow_factory)
     [follow_up] = [e for e in exceptions_of(uow_factory, run_id=report.run_id) if e.kind == "booked_to_suspense"]
     assert follow_up.suspense_minor == -10_098
+
+
+def _booked_to_suspense_and_closed(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    browser: httpx.Client, day: date, tmp_path: Path, bank_world: BankWorld, merchant_id: str, *, closed_as: str,
+) -> tuple[str, str, str]:
+    """Magic 98 at HBB, its 补单 refused (the fee plan stopped pricing the cashier), the line booked to
+    suspense, its follow-up closed ``closed_as``, and the plan restored: the payment is still in flight
+    and HBB's query now answers success. Returns (payment id, attempt id, follow-up id)."""
+    payment_id, attempt_id = _pay(
+        uow_factory, clock, ids, channels, browser, merchant_id, 10_098, return_to_platform=False
+    )
+    with uow_factory() as uow:
+        plan = uow.merchants.fee_plan(merchant_id)
+        assert plan is not None
+        uow.merchants.set_fee_plan(FeePlan.of(merchant_id, tuple(r for r in plan.rates if r.method != "cashier")))
+        uow.commit()
+    next_day = day + timedelta(days=1)
+    _move_banks_to(bank_world, datetime(next_day.year, next_day.month, next_day.day, 10, tzinfo=SHANGHAI))
+    clock.advance(timedelta(days=1))
+    report = reconcile(uow_factory, clock, ids, channels, "HBB", day,
+                       policy=ReconciliationPolicy(statements_dir=tmp_path / "statements"), worker_id="w1")
+    [refused] = [e for e in exceptions_of(uow_factory, run_id=report.run_id) if e.record_id == attempt_id]
+    resolve_exception(uow_factory, clock, refused.id, action="book_to_suspense", operator="finance1",
+                      reason="the fee plan was withdrawn while the payer paid")
+    follow_up = f"{refused.id}_s"
+    resolve_exception(uow_factory, clock, follow_up, action=closed_as, operator="finance1", reason="closed")
+    with uow_factory() as uow:
+        uow.merchants.set_fee_plan(plan)
+        uow.commit()
+    return payment_id, attempt_id, follow_up
+
+
+def _balance(uow_factory: UnitOfWorkFactory, code: str) -> int:
+    """An account's balance; zero for one nothing was ever posted to (a merchant never credited)."""
+    with uow_factory() as uow:
+        try:
+            return uow.ledger.balance(code).minor
+        except NotFound:
+            return 0
+
+
+def test_a_success_after_its_suspense_follow_up_was_written_off_is_recorded_against_suspense_once(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    bank_world: BankWorld, browser: httpx.Client, day: date, tmp_path: Path,
+) -> None:
+    merchant_id = add_merchant(uow_factory, clock, "mch_RECON_WRITTEN_OFF")
+    pending = f"merchant:{merchant_id}:pending"
+    reserve_at_start = bank_world.balance("HBB", HBB_RESERVE)
+    payment_id, _, follow_up = _booked_to_suspense_and_closed(
+        uow_factory, clock, ids, channels, browser, day, tmp_path, bank_world, merchant_id, closed_as="write_off"
+    )
+    suspense_before = _balance(uow_factory, "platform:suspense")
+    reserve_before = _reserve(uow_factory)
+
+    # The payer's "check again" asks HBB, which answers success: the merchant is paid, once.
+    assert nudge_payment(uow_factory, clock, ids, channels, SETTINGS, payment_id) == 1
+
+    with uow_factory() as uow:
+        paid = uow.payments.get(payment_id)
+    assert paid is not None
+    assert paid.status is PaymentStatus.SUCCEEDED
+    assert paid.fee_amount is not None
+    assert _balance(uow_factory, pending) == 10_098 - paid.fee_amount.minor
+    assert [e.data["id"] for e in events_of(uow_factory, merchant_id)].count(payment_id) == 1
+    # The reserve is not counted twice: it moved with the suspense booking, and the bank still agrees.
+    assert _reserve(uow_factory) == reserve_before
+    assert bank_world.balance("HBB", HBB_RESERVE) - reserve_at_start == _reserve(uow_factory)
+    assert _balance(uow_factory, "platform:suspense") - suspense_before == 10_098
+    assert_ledger_sound(uow_factory)
+    [after_close] = [e for e in exceptions_of(uow_factory) if e.id == f"{follow_up}_r"]
+    assert (after_close.kind, after_close.status.value, after_close.suspense_minor) == (
+        "recorded_after_close", "open", 10_098
+    )
+
+    # The operator takes the earlier write-off back: suspense is clear, the reserve still the bank's.
+    resolve_exception(uow_factory, clock, after_close.id, action="write_off", operator="finance1",
+                      reason="the merchant's money, not ours: the write-off is taken back")
+    assert _balance(uow_factory, "platform:suspense") == suspense_before
+    assert bank_world.balance("HBB", HBB_RESERVE) - reserve_at_start == _reserve(uow_factory)
+    assert_ledger_sound(uow_factory)
+
+
+def test_a_success_after_its_suspense_follow_up_was_recovered_fails_the_attempt_and_pays_nobody_twice(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    bank_world: BankWorld, browser: httpx.Client, day: date, tmp_path: Path,
+) -> None:
+    merchant_id = add_merchant(uow_factory, clock, "mch_RECON_RECOVERED")
+    pending = f"merchant:{merchant_id}:pending"
+    payment_id, attempt_id, follow_up = _booked_to_suspense_and_closed(
+        uow_factory, clock, ids, channels, browser, day, tmp_path, bank_world, merchant_id, closed_as="recovered"
+    )
+    suspense_before = _balance(uow_factory, "platform:suspense")
+    reserve_before = _reserve(uow_factory)
+
+    assert nudge_payment(uow_factory, clock, ids, channels, SETTINGS, payment_id) == 1
+
+    # The payer has the money back: the merchant is neither credited nor told of a success.
+    with uow_factory() as uow:
+        attempt = uow.payments.get_attempt(attempt_id)
+        payment = uow.payments.get(payment_id)
+    assert attempt is not None
+    assert payment is not None
+    assert (attempt.status, attempt.failure_code) == (AttemptStatus.FAILED, "undone_by_recovery")
+    assert payment.status is not PaymentStatus.SUCCEEDED
+    assert _balance(uow_factory, pending) == 0
+    assert "payment.succeeded" not in {e.type for e in events_of(uow_factory, merchant_id)}
+    assert (_reserve(uow_factory), _balance(uow_factory, "platform:suspense")) == (reserve_before, suspense_before)
+    assert_ledger_sound(uow_factory)
+    [after_close] = [e for e in exceptions_of(uow_factory) if e.id == f"{follow_up}_r"]
+    assert (after_close.kind, after_close.suspense_minor) == ("recorded_after_close", 0)
+    resolve_exception(uow_factory, clock, after_close.id, action="dismiss", operator="finance1",
+                      reason="the payer was paid back; the late success was recorded as undone")
+
+
+@pytest.mark.parametrize("closed_as", ["write_off", "recovered"])
+def test_a_refund_success_after_its_suspense_follow_up_was_closed_moves_the_reserve_once(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    bank_world: BankWorld, browser: httpx.Client, day: date, tmp_path: Path, closed_as: str,
+) -> None:
+    merchant_id = add_merchant(uow_factory, clock, f"mch_RECON_RFD_{closed_as.upper()}")
+    pending = f"merchant:{merchant_id}:pending"
+    paid_id, _ = _pay(uow_factory, clock, ids, channels, browser, merchant_id, 20_000, return_to_platform=True)
+    # Magic 97: HBB's answer never comes, so the refund stays unknown at the platform.
+    refund = create_refund(
+        uow_factory, clock, ids, channels, merchant_id, paid_id, RefundRequest("RFD-S", Money.cny(1_097), None),
+        notify_base_url="http://127.0.0.1:9",
+    ).refund
+    next_day = day + timedelta(days=1)
+    _move_banks_to(bank_world, datetime(next_day.year, next_day.month, next_day.day, 10, tzinfo=SHANGHAI))
+    clock.advance(timedelta(days=1))
+    report = reconcile(uow_factory, clock, ids, channels, "HBB", day,
+                       policy=ReconciliationPolicy(statements_dir=tmp_path / "statements"), worker_id="w1")
+    # A refund line whose 补单 its service would not take, as reconciliation opens it (no refund refuses
+    # today, so the exception is written here), then booked to suspense and closed by an operator.
+    assert report.run_id is not None
+    refused_id = f"rcx_refused_{closed_as}"
+    with uow_factory() as uow:
+        uow.reconciliation.add_exception(ReconciliationException(
+            id=refused_id, run_id=report.run_id, bank="HBB", business_date=day, kind="make_good_refused",
+            dedupe_key=f"test:{refused_id}", suspense_minor=0, status=ExceptionStatus.OPEN, created_at=clock.now(),
+            record_id=refund.id, bank_ref="R-LATE", line_no=99, statement_amount_minor=-1_097,
+            platform_amount_minor=-1_097,
+        ))
+        uow.commit()
+    resolve_exception(uow_factory, clock, refused_id, action="book_to_suspense", operator="finance1", reason="r")
+    resolve_exception(uow_factory, clock, f"{refused_id}_s", action=closed_as, operator="finance1", reason="c")
+    reserve_before, pending_before = _reserve(uow_factory), _balance(uow_factory, pending)
+
+    # The bank's late word: the refund was paid.
+    apply_refund_result(uow_factory, clock, ids, refund.id,
+                        ChannelResult(Outcome.SUCCEEDED, bank_reference="R-LATE", amount=Money.cny(1_097)))
+    apply_refund_result(uow_factory, clock, ids, refund.id,
+                        ChannelResult(Outcome.SUCCEEDED, bank_reference="R-LATE", amount=Money.cny(1_097)))
+
+    with uow_factory() as uow:
+        after = uow.refunds.get(refund.id)
+    assert after is not None
+    # Never through the reserve a second time: the suspense booking already moved it.
+    assert _reserve(uow_factory) == reserve_before
+    assert_ledger_sound(uow_factory)
+    [after_close] = [e for e in exceptions_of(uow_factory) if e.id == f"{refused_id}_s_r"]
+    if closed_as == "write_off":
+        # The platform bore the refund; the merchant's money in transit pays it after all.
+        assert after.status is RefundStatus.SUCCEEDED
+        assert _balance(uow_factory, pending) == pending_before
+        assert after_close.suspense_minor == -1_097
+        resolve_exception(uow_factory, clock, after_close.id, action="write_off", operator="finance1",
+                          reason="the loss is taken back")
+        assert _balance(uow_factory, "platform:suspense") == 0
+    else:
+        # The money came back to the reserve: the refund failed and the merchant has it back.
+        assert (after.status, after.failure_code) == (RefundStatus.FAILED, "undone_by_recovery")
+        assert _balance(uow_factory, pending) == pending_before + 1_097 - after.fee_returned.minor
+        assert after_close.suspense_minor == 0
+    assert_ledger_sound(uow_factory)
 
 
 def test_an_in_flight_refund_the_statement_does_not_name_is_queried_at_once_not_left(

@@ -8,7 +8,14 @@ import pytest
 
 from tianpay.domain.errors import UnbalancedEntry
 from tianpay.domain.ledger import check_balanced, net_by_account
+from tianpay.domain.money import Money
+from tianpay.domain.posting_rules import bank_payment_succeeded, late_attempt_succeeded, refund_succeeded
 from tianpay.domain.reconciliation import (
+    BOOKED_TO_SUSPENSE,
+    MAKE_GOOD_REFUSED,
+    RECORDED_AFTER_CLOSE,
+    AfterClose,
+    ExceptionStatus,
     IllegalResolution,
     LineKind,
     Outcome,
@@ -17,6 +24,9 @@ from tianpay.domain.reconciliation import (
     RecordState,
     ResolutionAction,
     actions_for,
+    after_close,
+    after_close_suspense_minor,
+    against_suspense,
     business_date_of,
     business_day_bounds,
     check_resolution,
@@ -259,3 +269,54 @@ def test_a_record_counts_as_recorded_since_when_its_service_holds_what_the_line_
     assert not is_recorded_since(RecordKind.PAYOUT, RecordState.SUCCEEDED, 100)  # its bounce line
     assert is_recorded_since(RecordKind.PAYOUT, RecordState.RETURNED, 100)
     assert actions_for("make_good_refused") == (ResolutionAction.BOOK_TO_SUSPENSE, ResolutionAction.DISMISS)
+
+
+# ---- a success after its follow-up in suspense was closed ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "resolution", "expected"),
+    [
+        (ExceptionStatus.RESOLVED, "write_off", AfterClose.AGAINST_SUSPENSE),
+        (ExceptionStatus.RESOLVED, "recovered", AfterClose.UNDONE),
+        (ExceptionStatus.RESOLVED, "recorded_since", None),
+        (ExceptionStatus.OPEN, None, None),
+    ],
+)
+def test_a_closed_follow_up_decides_how_its_records_late_success_is_recorded(
+    status: ExceptionStatus, resolution: str | None, expected: AfterClose | None
+) -> None:
+    assert after_close(kind=BOOKED_TO_SUSPENSE, status=status, resolution=resolution) is expected
+    # Only a follow-up in suspense counts: a refused make-good never booked anything.
+    assert after_close(kind=MAKE_GOOD_REFUSED, status=status, resolution=resolution) is None
+
+
+def test_a_success_against_suspense_keeps_its_entry_id_and_never_touches_the_reserve() -> None:
+    fee = Money.cny(61)
+    entry = bank_payment_succeeded(payment_id="pay_1", merchant_id="M1", bank="HBB", amount=Money.cny(10_098), fee=fee)
+    moved = against_suspense(entry, bank="HBB")
+
+    assert moved is not None
+    assert moved.id == entry.id
+    assert net_by_account(moved.postings) == {
+        "platform:suspense": 10_098, "merchant:M1:pending": -10_098 + 61, "platform:fee_income": -61,
+    }
+    refund = against_suspense(refund_succeeded(refund_id="rfd_1", bank="HBB", amount=Money.cny(500)), bank="HBB")
+    assert refund is not None
+    assert net_by_account(refund.postings) == {"bank:HBB:in_transit": 500, "platform:suspense": -500}
+    # A late second success moves the reserve into suspense: against suspense it moves nothing at all.
+    late = late_attempt_succeeded(attempt_id="att_2", payment_id="pay_1", bank="HBB", amount=Money.cny(100))
+    assert against_suspense(late, bank="HBB") is None
+
+
+def test_what_a_success_after_close_leaves_in_suspense_is_the_write_off_to_take_back() -> None:
+    # Money in, written off as the platform's gain (suspense was −X): the success puts +X back.
+    assert after_close_suspense_minor(-10_098, AfterClose.AGAINST_SUSPENSE) == 10_098
+    assert after_close_suspense_minor(1_097, AfterClose.AGAINST_SUSPENSE) == -1_097
+    assert after_close_suspense_minor(-10_098, AfterClose.UNDONE) == 0
+    # Taking it back is a write-off through bank_cost; "recovered" would invent a reserve movement.
+    check_resolution(kind=RECORDED_AFTER_CLOSE, bank="HBB", action=ResolutionAction.WRITE_OFF, is_recorded_since=False)
+    with pytest.raises(IllegalResolution):
+        check_resolution(kind=RECORDED_AFTER_CLOSE, bank="HBB", action=ResolutionAction.RECOVERED,
+                         is_recorded_since=False)
+    assert actions_for(RECORDED_AFTER_CLOSE) == (ResolutionAction.WRITE_OFF, ResolutionAction.DISMISS)

@@ -1,11 +1,13 @@
 """The wallet's forms over plain HTTP against a real platform server and the simulated banks, on both
 databases: one guard for every signed-in page (sign-in redirect, 403 without a session or a CSRF token),
 one-time form keys that make a second POST of the same withdrawal or top-up form change nothing, and
-top-ups only at banks an operator has not switched off in the console.
+top-ups only at banks an operator has not switched off in the console (by online banking or with a bound
+card at such a bank).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +24,7 @@ from tests.gateway.conftest import (
     add_merchant,
     bank_world,
     form_ending,
+    forms_on,
     new_payment,
     onboarded_dir,
     wait_until,
@@ -243,6 +246,46 @@ def test_a_bank_switched_off_in_the_console_is_not_offered_and_a_forged_top_up_i
         console.set_channel(container.uow, console_tools(container), admin, "HBB", is_enabled=True, cost_bps=None,
                             reason="maintenance over")
     assert "HBB" in form_ending(browser.get("/wallet/top-up"), "/wallet/top-up").choices["bank"]
+
+
+def test_a_card_at_a_switched_off_bank_is_greyed_out_and_a_forged_quick_top_up_with_it_is_refused(
+    platform: Platform, bank_world: BankWorld, browser: httpx.Client, payer: str, card_id: str
+) -> None:
+    container = platform.container
+    admin = Operator("ops.admin", Role.ADMIN, False, platform.clock.now())
+    assert card_offered(browser.get("/wallet/top-up"), card_id) == "available"
+    console.set_channel(container.uow, console_tools(container), admin, "HBB", is_enabled=False, cost_bps=None,
+                        reason="maintenance window")
+    try:
+        page = browser.get("/wallet/top-up")
+        assert card_offered(page, card_id) == "bank_switched_off"
+        assert "该银行暂停充值" in page.text
+        assert 'data-field="no-cards-available"' in page.text
+        form = form_ending(page, "/wallet/top-up/quick-pay")
+        before = (balance_minor(platform, payer), top_up_count(platform, payer), bank_world.balance("HBB", HBB_CARD))
+        forged = browser.post(form.action, data={**form.fields, "card_id": card_id, "amount": "12.00",
+                                                 "payment_password": PAYMENT_PASSWORD})
+        assert forged.status_code == 400
+        assert 'data-error="bank_switched_off"' in forged.text
+        assert "该银行暂停充值，请选择其他银行" in forged.text
+        assert card_offered(forged, card_id) == "bank_switched_off"
+        after = (balance_minor(platform, payer), top_up_count(platform, payer), bank_world.balance("HBB", HBB_CARD))
+        assert after == before
+    finally:
+        console.set_channel(container.uow, console_tools(container), admin, "HBB", is_enabled=True, cost_bps=None,
+                            reason="maintenance over")
+    assert card_offered(browser.get("/wallet/top-up"), card_id) == "available"
+
+
+def card_offered(page: httpx.Response, card_id: str) -> str:
+    """How the quick top-up lists the card: "available", or the reason code it is greyed out with."""
+    form = next(f for f in forms_on(page) if f.action.endswith("/wallet/top-up/quick-pay"))
+    assert card_id in form.choices["card_id"]
+    greyed = re.search(
+        rf'<label class="bank hint" data-unavailable="([a-z_]+)"><input type="radio" name="card_id" '
+        rf'value="{re.escape(card_id)}" disabled>', page.text,
+    )
+    return "available" if greyed is None else greyed.group(1)
 
 
 def test_top_up_and_pay_offers_only_banks_that_are_on(platform: Platform, browser: httpx.Client, payer: str) -> None:

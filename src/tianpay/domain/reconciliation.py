@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Final
 
 from tianpay.domain.errors import DomainError
-from tianpay.domain.ledger import JournalEntry
+from tianpay.domain.ledger import PLATFORM_SUSPENSE, AccountSpec, JournalEntry, Posting, bank_reserve
 from tianpay.domain.money import Money
 from tianpay.domain.posting_rules import (
     reconciliation_booked_to_suspense,
@@ -115,6 +115,10 @@ class Outcome(enum.StrEnum):
 # and what an operator's ``book_to_suspense`` of such a line leaves in suspense.
 MAKE_GOOD_REFUSED: Final = "make_good_refused"
 BOOKED_TO_SUSPENSE: Final = "booked_to_suspense"
+# What a service leaves for an operator when the bank's success arrives for a record whose line was
+# booked to suspense and whose follow-up was already written off or recovered (docs/reconciliation.md,
+# "After a follow-up is closed").
+RECORDED_AFTER_CLOSE: Final = "recorded_after_close"
 
 # Outcomes that open an exception for an operator.
 EXCEPTION_OUTCOMES: Final = frozenset(
@@ -299,6 +303,11 @@ def check_resolution(
     if action is ResolutionAction.BOOK_TO_SUSPENSE:
         raise IllegalResolution("only a refused make-good at a bank with a reserve is booked to suspense",
                                 param="action")
+    if kind == RECORDED_AFTER_CLOSE and action not in (ResolutionAction.WRITE_OFF, ResolutionAction.DISMISS):
+        # What it holds in suspense is an earlier write-off to take back (through bank_cost); nothing
+        # moved on the reserve that "recovered" could stand for. An undone record holds nothing: dismiss.
+        raise IllegalResolution("a success recorded after its follow-up was closed is written off (taking the "
+                                "earlier write-off back) or, when nothing is in suspense, dismissed", param="action")
     if action is ResolutionAction.RECORDED_SINCE and (kind != BOOKED_TO_SUSPENSE or not is_recorded_since):
         raise IllegalResolution("recorded_since is for a line booked to suspense whose service has recorded it "
                                 "since", param="action")
@@ -314,6 +323,8 @@ def actions_for(kind: str) -> tuple[ResolutionAction, ...]:
         return (ResolutionAction.BOOK_TO_SUSPENSE, ResolutionAction.DISMISS)
     if kind == BOOKED_TO_SUSPENSE:
         return (ResolutionAction.WRITE_OFF, ResolutionAction.RECOVERED, ResolutionAction.RECORDED_SINCE)
+    if kind == RECORDED_AFTER_CLOSE:
+        return (ResolutionAction.WRITE_OFF, ResolutionAction.DISMISS)
     return (ResolutionAction.WRITE_OFF, ResolutionAction.RECOVERED, ResolutionAction.DISMISS)
 
 
@@ -341,6 +352,75 @@ def is_recorded_since(kind: RecordKind, state: RecordState, statement_amount_min
             return state is RecordState.RETURNED
         return state in (RecordState.SUCCEEDED, RecordState.RETURNED)
     return state is RecordState.SUCCEEDED
+
+
+# ---- a success that arrives after its follow-up in suspense was closed -----------------------------------
+
+
+class AfterClose(enum.StrEnum):
+    """What the owning service does with a bank's success for a record whose statement line was booked
+    to suspense and whose follow-up an operator has since closed (docs/reconciliation.md)."""
+
+    # Written off: the line's money stayed in the reserve (money in) or left it (money out) and the
+    # platform took it as its own gain or loss. The success is recorded for the merchant, but against
+    # ``platform:suspense`` instead of the reserve, which the booking already moved; what that leaves in
+    # suspense is the write-off to take back, for an operator.
+    AGAINST_SUSPENSE = "against_suspense"
+    # Recovered: the money went back where it came from (the payer was paid back, or a payout's or
+    # refund's money came back into the reserve). The movement the bank reports was undone, so the
+    # record fails (a refund or payout gives its money back) and the merchant is not credited twice.
+    UNDONE = "undone"
+
+
+# How each closing action of a ``booked_to_suspense`` follow-up is carried into the service's success.
+_AFTER_CLOSE: Final = {
+    ResolutionAction.WRITE_OFF.value: AfterClose.AGAINST_SUSPENSE,
+    ResolutionAction.RECOVERED.value: AfterClose.UNDONE,
+}
+
+# The failure code a record gets when its bank success was undone by an operator's recovery.
+UNDONE_BY_RECOVERY: Final = "undone_by_recovery"
+
+
+def after_close(*, kind: str, status: ExceptionStatus, resolution: str | None) -> AfterClose | None:
+    """What a service does with a success given the follow-up that names its record; None: record it as
+    usual (no follow-up, one still open — reconciliation's ``recorded_since`` takes the booking back — or
+    one resolved ``recorded_since`` already)."""
+    if kind != BOOKED_TO_SUSPENSE or status is not ExceptionStatus.RESOLVED or resolution is None:
+        return None
+    return _AFTER_CLOSE.get(resolution)
+
+
+def against_suspense(entry: JournalEntry, *, bank: str) -> JournalEntry | None:
+    """The service's success entry with ``platform:suspense`` where it moves ``bank:B:reserve``.
+
+    The same event and source, so the entry keeps its id and a replay stays a no-op. Legs on one account
+    are netted: a late second success (reserve → suspense) becomes nothing at all, and None is returned.
+    """
+    reserve = bank_reserve(bank).code
+    accounts: dict[str, AccountSpec] = {}
+    net_minor: dict[str, int] = {}
+    for posting in entry.postings:
+        account = PLATFORM_SUSPENSE if posting.account.code == reserve else posting.account
+        accounts.setdefault(account.code, account)
+        net_minor[account.code] = net_minor.get(account.code, 0) + posting.amount.minor
+    legs = tuple(
+        Posting(accounts[code], Money(minor, accounts[code].currency)) for code, minor in net_minor.items() if minor
+    )
+    if not legs:
+        return None
+    return JournalEntry(entry.event, entry.source_id, legs, f"{entry.description} (against suspense)")
+
+
+def after_close_suspense_minor(follow_up_suspense_minor: int, treatment: AfterClose) -> int:
+    """What the service's recording leaves in suspense (signed as the asset), for the exception it opens.
+
+    Against suspense, the success moves the follow-up's amount back through suspense: the opposite of
+    what the follow-up held, i.e. exactly the write-off to take back. An undone record books nothing.
+    """
+    if treatment is AfterClose.UNDONE:
+        return 0
+    return -follow_up_suspense_minor
 
 
 # ---- platform statuses as reconciliation sees them -----------------------------------------------------

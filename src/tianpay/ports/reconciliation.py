@@ -236,6 +236,11 @@ class ReconciliationRepository(Protocol):
 
     def get_exception(self, exception_id: str) -> ReconciliationException | None: ...
 
+    def follow_ups_of(self, record_id: str) -> Sequence[ReconciliationException]:
+        """The ``booked_to_suspense`` follow-ups naming a record, oldest first (what the owning service
+        consults before it records the bank's success: docs/reconciliation.md)."""
+        ...
+
     def resolve_exception(
         self,
         exception_id: str,

@@ -119,10 +119,11 @@ def retake_stale_claims(
     claim and the end of its debit; this worker takes the claim over and finishes the period.
 
     Taking over is a compare-and-set on the claim's holder and time, so of two sweeping workers one
-    wins. The debit's ``out_trade_no`` is fixed by the (schedule, period), so finishing can never
-    debit twice: if the dead worker got as far as creating the payment, the period is recorded as
-    submitted with that payment (its attempt, if any, is resolved by re-query or expiry, never sent
-    again); otherwise the debit runs now. Returns how many claims it took over.
+    wins. The debit's ``out_trade_no`` is fixed by the (schedule, period), so finishing is a repeat
+    of the dead worker's debit and can never debit twice: a payment it created but never got to the
+    bank is carried on to the bank now; one that has an attempt is recorded as it is (an unclear
+    attempt is resolved by re-query, never sent again); with no payment yet, the debit runs now.
+    Returns how many claims it took over.
     """
     with uow_factory() as uow:
         stale = uow.debit_schedules.stale_claims(now - lease, limit=batch_size)
@@ -152,18 +153,20 @@ def _finish_retaken(
         if amount is None:
             bill = uow.debit_schedules.bill_minor(schedule.id, claim.period)
             amount = None if bill is None else Money.cny(bill)
-        if payment_id is not None:
-            uow.debit_schedules.finish_run(schedule.id, claim.period, RunStatus.SUBMITTED, payment_id=payment_id,
-                                           failure_code=None, now=clock.now())
-            uow.commit()
-            return
-        if schedule.status is not ScheduleStatus.ACTIVE or amount is None:
-            # Cancelled since the claim (a bill schedule is claimed only once its bill exists).
-            uow.debit_schedules.finish_run(schedule.id, claim.period, RunStatus.REFUSED, payment_id=None,
-                                           failure_code="schedule_not_active", now=clock.now())
-            uow.commit()
-            return
-    _debit(uow_factory, clock, ids, channels, pii, settings, DueDebit(schedule, claim.period, amount))
+    if schedule.status is ScheduleStatus.ACTIVE and amount is not None:
+        # Whether or not the dead worker created the payment: a repeat of its debit is carried on to
+        # the bank if it never got there, and returned as it is if it did.
+        _debit(uow_factory, clock, ids, channels, pii, settings, DueDebit(schedule, claim.period, amount))
+        return
+    # Cancelled since the claim (a bill schedule is claimed only once its bill exists). A payment the
+    # dead worker created is not carried on: the run names it as it is, and one that never reached
+    # the bank expires with ``payment.closed``.
+    status, failure_code = (RunStatus.REFUSED, "schedule_not_active") if payment_id is None else (
+        RunStatus.SUBMITTED, None)
+    with uow_factory() as uow:
+        uow.debit_schedules.finish_run(schedule.id, claim.period, status, payment_id=payment_id,
+                                       failure_code=failure_code, now=clock.now())
+        uow.commit()
 
 
 def get_schedule(uow_factory: UnitOfWorkFactory, mandate_id: str, schedule_id: str, *,

@@ -29,7 +29,7 @@ from tianpay.domain.mandate import (
 )
 from tianpay.domain.money import Money
 from tianpay.domain.notifications import EventType
-from tianpay.domain.payment import Payment, PaymentMethod, PaymentRequest
+from tianpay.domain.payment import Payment, PaymentAttempt, PaymentMethod, PaymentRequest, PaymentStatus
 from tianpay.ports.channels import CardHolder, DebitOrder, DirectDebitDirectory, MandateApplication, Outcome
 from tianpay.ports.clock import Clock, IdGenerator
 from tianpay.ports.mandates import MandateDebit
@@ -181,34 +181,38 @@ def debit(
     amount: Money, subject: str, notify_url: str | None = None,
 ) -> payment_service.CreatedPayment:
     """Debits the mandate's card, idempotently on ``out_trade_no``; refused before the bank when the
-    mandate is not active or the amount is outside its limits."""
+    mandate is not active or the amount is outside its limits.
+
+    A repeat of the request returns the first payment as it is now, with one exception: a payment
+    still ``created`` with no attempt, whose first call died between creating it and asking the bank
+    (a killed worker or server). The repeat carries that one on to the bank, exactly once however
+    many repeats race (see ``_start``), so neither a merchant's retry nor the worker's stale-claim
+    sweep loses the debit. A payment that has an attempt is never sent again: an unclear attempt is
+    the re-query job's.
+    """
     mandate = get_mandate(uow_factory, mandate_id, merchant_id=merchant_id)
     now = clock.now()
-    with uow_factory() as uow:
-        _check_within(uow, mandate, amount, now)
+    if not _is_taken(uow_factory, merchant_id, out_trade_no):
+        # A new debit refused on the mandate's terms stores nothing, so the merchant may send the same
+        # number again once the mandate allows it. A repeat skips this early check: its own debit
+        # already counts against the month, and its payment must be returned, not refused.
+        with uow_factory() as uow:
+            _check_within(uow, mandate, amount, now)
     request = PaymentRequest(
         merchant_id=merchant_id, out_trade_no=out_trade_no, amount=amount, method=PaymentMethod.DIRECT_DEBIT,
         subject=subject, notify_url=notify_url, metadata={"mandate_id": mandate.id},
     )
     created = payment_service.create_payment(uow_factory, clock, ids, request)
-    if created.replayed:
+    if created.payment.status is not PaymentStatus.CREATED:
         return created
-    payment = created.payment
-    with uow_factory() as uow:
-        # Re-checked under the mandate's row lock: two debits racing cannot both fit the last of a limit.
-        locked = uow.mandates.get_for_update(mandate.id)
-        assert locked is not None
-        try:
-            _check_within(uow, locked, amount, now)
-        except DomainError:
-            uow.rollback()
-            payment_service.close_payment(uow_factory, clock, merchant_id, payment.id)
-            raise
-        uow.mandates.add_debit(MandateDebit(payment.id, mandate.id, debit_period(now), amount.minor, now))
-        uow.commit()
+    payment_id = created.payment.id
+    started = _start(uow_factory, clock, ids, mandate.id, payment_id, amount)
+    if started is None:
+        return _current(uow_factory, merchant_id, payment_id, replayed=True)
+    locked, attempt = started
+    if created.replayed:
+        log.info("mandate.debit_resumed", mandate_id=mandate.id, payment_id=payment_id, attempt_id=attempt.id)
     assert locked.bank_ref_sealed is not None
-    attempt = payment_service.start_attempt(uow_factory, clock, ids, payment.id, channel=f"{mandate.bank}:direct_debit",
-                                            bank=mandate.bank)
     order = DebitOrder(
         attempt_id=attempt.id, amount=amount, subject=subject, created_at=attempt.created_at,
         notify_url=settings.notify_url(mandate.bank),
@@ -217,21 +221,66 @@ def debit(
     try:
         result = channels.direct_debit(mandate.bank).debit(order)
     except Exception:
-        payment_service.record_attempt_unknown(uow_factory, clock, payment.id, attempt.id,
+        payment_service.record_attempt_unknown(uow_factory, clock, payment_id, attempt.id,
                                                cause="the direct-debit call broke off")
         raise
-    log.info("mandate.debited", mandate_id=mandate.id, payment_id=payment.id, outcome=result.outcome.value,
+    log.info("mandate.debited", mandate_id=mandate.id, payment_id=payment_id, outcome=result.outcome.value,
              bank_code=result.bank_code)
     if result.outcome is Outcome.NOT_SUBMITTED:
-        payment_service.record_attempt_failed(uow_factory, clock, payment.id, attempt.id,
+        payment_service.record_attempt_failed(uow_factory, clock, payment_id, attempt.id,
                                               failure_code=result.bank_code or result.outcome.value,
                                               failure_message=result.bank_message)
     else:
         apply_payment_result(uow_factory, clock, ids, attempt.id, result, source=f"{mandate.bank} direct debit")
+    return _current(uow_factory, merchant_id, payment_id, replayed=created.replayed)
+
+
+def _start(
+    uow_factory: UnitOfWorkFactory, clock: Clock, ids: IdGenerator, mandate_id: str, payment_id: str, amount: Money,
+) -> tuple[Mandate, PaymentAttempt] | None:
+    """Checks the mandate, records the debit against it and starts the payment's one attempt, in one
+    unit of work under the mandate's row lock; returns None when there is nothing to start.
+
+    The lock serialises every debit of the mandate: two debits racing cannot both fit the last of a
+    limit, and two calls carrying on the same payment cannot both start it (the second finds the
+    first one's attempt). Committing the debit record and the attempt together leaves no state in
+    between for a crash to strand. The attempt's id is the request number the bank sees, so the bank
+    is asked under one number only. A payment past its expiry is left to the expiry job, which
+    closes it and sends ``payment.closed``.
+    """
     with uow_factory() as uow:
-        current: Payment | None = uow.payments.get(payment.id, merchant_id=merchant_id)
+        locked = uow.mandates.get_for_update(mandate_id)
+        assert locked is not None
+        payment = payment_service.unstarted_payment(uow, payment_id)
+        now = clock.now()
+        if payment is None or payment.is_expired_at(now):
+            return None
+        try:
+            _check_within(uow, locked, amount, now)
+        except DomainError as refused:
+            payment_service.close_unstarted(uow, clock, payment, cause=f"refused before the bank: {refused.code}")
+            uow.commit()
+            raise
+        uow.mandates.add_debit(MandateDebit(payment_id, mandate_id, debit_period(now), amount.minor, now))
+        attempt = payment_service.add_attempt(uow, clock, ids, payment, channel=f"{locked.bank}:direct_debit",
+                                              bank=locked.bank)
+        uow.commit()
+    return locked, attempt
+
+
+def _is_taken(uow_factory: UnitOfWorkFactory, merchant_id: str, out_trade_no: str) -> bool:
+    """Whether the merchant already created a payment under ``out_trade_no`` (this is a repeat)."""
+    with uow_factory() as uow:
+        return uow.idempotency.get(merchant_id, payment_service.IDEMPOTENCY_SCOPE, out_trade_no) is not None
+
+
+def _current(
+    uow_factory: UnitOfWorkFactory, merchant_id: str, payment_id: str, *, replayed: bool
+) -> payment_service.CreatedPayment:
+    with uow_factory() as uow:
+        current: Payment | None = uow.payments.get(payment_id, merchant_id=merchant_id)
     assert current is not None
-    return payment_service.CreatedPayment(current, replayed=False)
+    return payment_service.CreatedPayment(current, replayed=replayed)
 
 
 def expire_mandates(uow_factory: UnitOfWorkFactory, clock: Clock, now: datetime) -> int:

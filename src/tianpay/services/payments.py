@@ -37,11 +37,13 @@ from tianpay.domain.payment import (
     new_payment,
 )
 from tianpay.domain.posting_rules import bank_payment_succeeded, late_attempt_succeeded, wallet_payment_succeeded
+from tianpay.domain.reconciliation import UNDONE_BY_RECOVERY, AfterClose, against_suspense
 from tianpay.domain.wallet import TOP_UP_MERCHANT_ID, WALLET_BANK, WALLET_CHANNEL, WalletPayment
 from tianpay.ports.clock import Clock, IdGenerator
 from tianpay.ports.payments import LateSuccessRefund, PagePosition, PaymentFilter, Transition
 from tianpay.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from tianpay.services.idempotency import run_idempotent
+from tianpay.services.suspense_follow_ups import ClosedFollowUp, closed_follow_up, open_recorded_after_close
 from tianpay.services.top_ups import credit_top_up
 
 IDEMPOTENCY_SCOPE = "payments"
@@ -95,6 +97,9 @@ class Recorded(enum.Enum):
     REPLAYED = "replayed"
     # The attempt succeeded after another attempt of the payment had: it is to be refunded.
     LATE_SUCCESS = "late_success"
+    # The bank's success came after an operator had recovered the line booked to suspense (returned the
+    # payer's money): the attempt failed instead, and the merchant is not credited (docs/reconciliation.md).
+    UNDONE = "undone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,24 +285,61 @@ def start_attempt(
     attempt is resolved. Raises PaymentExpired, InvalidBank or IllegalTransition (paid, closed …).
     """
     with uow_factory() as uow:
-        payment = _locked(uow, payment_id)
-        now = clock.now()
-        check_attempt_allowed(payment, bank, now)
-        attempt = PaymentAttempt(
-            id=ids.new(id_prefixes.ATTEMPT),
-            payment_id=payment.id,
-            channel=channel,
-            bank=bank,
-            status=AttemptStatus.CREATED,
-            amount=payment.amount,
-            created_at=now,
-            updated_at=now,
-        )
-        _move(uow, payment, PaymentEvent.ATTEMPT_STARTED, now, f"attempt {attempt.id} started at {bank}")
-        uow.payments.add_attempt(attempt)
-        _record(uow, payment.id, attempt.id, None, attempt.status.value, "created", f"{channel} at {bank}", now)
+        attempt = add_attempt(uow, clock, ids, _locked(uow, payment_id), channel=channel, bank=bank)
         uow.commit()
         return attempt
+
+
+def unstarted_payment(uow: UnitOfWork, payment_id: str) -> Payment | None:
+    """Locks the payment in the caller's unit of work and returns it if it is still ``created`` with
+    no attempt, else None (another call started it, or it was closed). Its expiry is the caller's
+    to check.
+
+    A backend-driven payment (direct debit) whose first call died before the bank is carried on by
+    its retry only after this check, under the lock: of two retries racing, the second sees the
+    first one's attempt and goes nowhere near the bank.
+    """
+    payment = _locked(uow, payment_id)
+    if payment.status is not PaymentStatus.CREATED or uow.payments.attempts_of(payment_id):
+        return None
+    return payment
+
+
+def close_unstarted(uow: UnitOfWork, clock: Clock, payment: Payment, *, cause: str) -> Payment:
+    """Closes, in the caller's unit of work, a payment ``unstarted_payment`` returned that will not be
+    started after all (refused before the bank), and queues ``payment.closed``; not committed.
+
+    Closing under the same lock as the check means no other call can start it in between.
+    """
+    closed = _move(uow, payment, PaymentEvent.CLOSED_BY_MERCHANT, clock.now(), cause)
+    uow.outbox.add_event(closed.merchant_id, EventType.PAYMENT_CLOSED, payment_view(closed))
+    return closed
+
+
+def add_attempt(
+    uow: UnitOfWork, clock: Clock, ids: IdGenerator, payment: Payment, *, channel: str, bank: str
+) -> PaymentAttempt:
+    """Adds an attempt to ``payment`` (locked by the caller) in the caller's unit of work; not committed.
+
+    The payment's move to ``processing`` is a compare-and-set from the status it was read with, so
+    the attempt's id, which is the request number the bank sees, is created once per start.
+    """
+    now = clock.now()
+    check_attempt_allowed(payment, bank, now)
+    attempt = PaymentAttempt(
+        id=ids.new(id_prefixes.ATTEMPT),
+        payment_id=payment.id,
+        channel=channel,
+        bank=bank,
+        status=AttemptStatus.CREATED,
+        amount=payment.amount,
+        created_at=now,
+        updated_at=now,
+    )
+    _move(uow, payment, PaymentEvent.ATTEMPT_STARTED, now, f"attempt {attempt.id} started at {bank}")
+    uow.payments.add_attempt(attempt)
+    _record(uow, payment.id, attempt.id, None, attempt.status.value, "created", f"{channel} at {bank}", now)
+    return attempt
 
 
 def record_attempt_pending(
@@ -341,6 +383,11 @@ def record_attempt_succeeded(
     no-op (``Recorded.REPLAYED``). An amount other than the attempt's raises AmountMismatch and
     records nothing. If another attempt already succeeded, this one is recorded, its money is put
     aside for a refund to the payer, and the merchant is told nothing (``Recorded.LATE_SUCCESS``).
+
+    When reconciliation had booked the attempt's statement line to suspense and an operator closed that
+    follow-up, the reserve already holds (or held) the money: a write-off is recorded against
+    ``platform:suspense`` instead of the reserve, a recovery fails the attempt (``Recorded.UNDONE``), and
+    either way an exception tells an operator (docs/reconciliation.md, "After a follow-up is closed").
     """
     with uow_factory() as uow:
         payment, attempt = _locked_with_attempt(uow, payment_id, attempt_id)
@@ -356,17 +403,30 @@ def record_attempt_succeeded(
                 f"the bank reported {amount} for attempt {attempt_id} of {attempt.amount}", param="amount"
             )
         now = clock.now()
+        closed = closed_follow_up(uow, attempt_id)
+        if closed is not None and closed.treatment is AfterClose.UNDONE:
+            undone = _fail(
+                uow, payment, attempt, now, failure_code=UNDONE_BY_RECOVERY,
+                failure_message=f"the bank's success came after {closed.follow_up.id} was recovered",
+                retry_expected=False,
+            )
+            open_recorded_after_close(uow, closed, entry_id=None, record_status=undone.attempt.status.value, now=now)
+            uow.commit()
+            return replace(undone, outcome=Recorded.UNDONE)
         succeeded = _move_attempt(
             uow, attempt, AttemptEvent.SUCCEEDED, now, f"bank reference {bank_reference}",
             bank_reference=bank_reference,
         )
         if payment.status is PaymentStatus.SUCCEEDED:
-            _put_aside_for_refund(uow, payment, succeeded, now)
-            uow.commit()
-            return AttemptRecorded(payment, succeeded, Recorded.LATE_SUCCESS)
-        paid = _succeed(uow, payment, succeeded, now)
+            entry_id = _put_aside_for_refund(uow, payment, succeeded, now, closed)
+            outcome, paid = Recorded.LATE_SUCCESS, payment
+        else:
+            paid, entry_id = _succeed(uow, payment, succeeded, now, closed)
+            outcome = Recorded.RECORDED
+        if closed is not None:
+            open_recorded_after_close(uow, closed, entry_id=entry_id, record_status=succeeded.status.value, now=now)
         uow.commit()
-        return AttemptRecorded(paid, succeeded, Recorded.RECORDED)
+        return AttemptRecorded(paid, succeeded, outcome)
 
 
 def record_attempt_failed(
@@ -390,23 +450,40 @@ def record_attempt_failed(
         payment, attempt = _locked_with_attempt(uow, payment_id, attempt_id)
         if attempt.status is AttemptStatus.FAILED:
             return AttemptRecorded(payment, attempt, Recorded.REPLAYED)
-        now = clock.now()
-        cause = f"{failure_code}: {failure_message}" if failure_message else failure_code
-        failed = _move_attempt(
-            uow, attempt, AttemptEvent.FAILED, now, cause,
-            failure_code=failure_code, failure_message=failure_message or None,
+        recorded = _fail(
+            uow, payment, attempt, clock.now(), failure_code=failure_code, failure_message=failure_message,
+            retry_expected=retry_expected,
         )
-        event = event_after_failure(payment, uow.payments.attempts_of(payment_id), retry_expected=retry_expected)
-        if event is PaymentEvent.ATTEMPTS_EXHAUSTED:
-            payment = _move(uow, payment, event, now, f"attempt {attempt_id} failed: {failure_code}")
-            uow.outbox.add_event(payment.merchant_id, EventType.PAYMENT_FAILED, payment_view(payment))
-        elif event is PaymentEvent.REOPENED:
-            payment = _move(uow, payment, event, now, f"attempt {attempt_id} failed; the payer may try again")
-            if payment.is_expired_at(now):
-                payment = _move(uow, payment, PaymentEvent.EXPIRED, now, "expired while an attempt was in flight")
-                uow.outbox.add_event(payment.merchant_id, EventType.PAYMENT_CLOSED, payment_view(payment))
         uow.commit()
-        return AttemptRecorded(payment, failed, Recorded.RECORDED)
+        return recorded
+
+
+def _fail(
+    uow: UnitOfWork,
+    payment: Payment,
+    attempt: PaymentAttempt,
+    now: datetime,
+    *,
+    failure_code: str,
+    failure_message: str,
+    retry_expected: bool,
+) -> AttemptRecorded:
+    """Fails the attempt and moves its payment as ``record_attempt_failed`` says; does not commit."""
+    cause = f"{failure_code}: {failure_message}" if failure_message else failure_code
+    failed = _move_attempt(
+        uow, attempt, AttemptEvent.FAILED, now, cause,
+        failure_code=failure_code, failure_message=failure_message or None,
+    )
+    event = event_after_failure(payment, uow.payments.attempts_of(payment.id), retry_expected=retry_expected)
+    if event is PaymentEvent.ATTEMPTS_EXHAUSTED:
+        payment = _move(uow, payment, event, now, f"attempt {attempt.id} failed: {failure_code}")
+        uow.outbox.add_event(payment.merchant_id, EventType.PAYMENT_FAILED, payment_view(payment))
+    elif event is PaymentEvent.REOPENED:
+        payment = _move(uow, payment, event, now, f"attempt {attempt.id} failed; the payer may try again")
+        if payment.is_expired_at(now):
+            payment = _move(uow, payment, PaymentEvent.EXPIRED, now, "expired while an attempt was in flight")
+            uow.outbox.add_event(payment.merchant_id, EventType.PAYMENT_CLOSED, payment_view(payment))
+    return AttemptRecorded(payment, failed, Recorded.RECORDED)
 
 
 def pay_from_wallet(
@@ -550,17 +627,25 @@ def _fee(uow: UnitOfWork, payment: Payment) -> Money:
     return plan.fee(payment.method.value, payment.amount)
 
 
-def _succeed(uow: UnitOfWork, payment: Payment, attempt: PaymentAttempt, now: datetime) -> Payment:
+def _succeed(
+    uow: UnitOfWork, payment: Payment, attempt: PaymentAttempt, now: datetime, closed: ClosedFollowUp | None = None
+) -> tuple[Payment, str | None]:
+    """Succeeds the payment with its entry; returns it and the entry's id (None for a top-up, whose entry
+    the top-up service posts). ``closed``: a written-off follow-up, so the entry moves suspense, not the
+    reserve that the suspense booking already moved."""
     if payment.merchant_id == TOP_UP_MERCHANT_ID:
-        return _succeed_top_up(uow, payment, attempt, now)
+        return _succeed_top_up(uow, payment, attempt, now, against_suspense=closed is not None), None
     fee = _fee(uow, payment)
     paid = replace(
         payment.moved_to(PaymentEvent.ATTEMPT_SUCCEEDED, now), fee_amount=fee, succeeded_attempt_id=attempt.id
     )
     _write(uow, payment, paid, PaymentEvent.ATTEMPT_SUCCEEDED, now, f"attempt {attempt.id} succeeded")
-    uow.ledger.post(_success_entry(uow, payment, attempt, fee))
+    entry = _success_entry(uow, payment, attempt, fee)
+    if closed is not None:
+        entry = against_suspense(entry, bank=attempt.bank) or entry
+    uow.ledger.post(entry)
     uow.outbox.add_event(payment.merchant_id, EventType.PAYMENT_SUCCEEDED, payment_view(paid))
-    return paid
+    return paid, entry.id
 
 
 def _success_entry(uow: UnitOfWork, payment: Payment, attempt: PaymentAttempt, fee: Money) -> JournalEntry:
@@ -581,18 +666,27 @@ def _success_entry(uow: UnitOfWork, payment: Payment, attempt: PaymentAttempt, f
     )
 
 
-def _succeed_top_up(uow: UnitOfWork, payment: Payment, attempt: PaymentAttempt, now: datetime) -> Payment:
+def _succeed_top_up(
+    uow: UnitOfWork, payment: Payment, attempt: PaymentAttempt, now: datetime, *, against_suspense: bool = False
+) -> Payment:
     # A top-up is the platform's own payment: no fee, no merchant notification; its money goes to
     # the member's wallet (docs/wallet.md).
     paid = replace(payment.moved_to(PaymentEvent.ATTEMPT_SUCCEEDED, now), succeeded_attempt_id=attempt.id)
     _write(uow, payment, paid, PaymentEvent.ATTEMPT_SUCCEEDED, now, f"attempt {attempt.id} succeeded: top-up")
-    credit_top_up(uow, top_up_id=payment.id, bank=attempt.bank, amount=attempt.amount, now=now)
+    credit_top_up(
+        uow, top_up_id=payment.id, bank=attempt.bank, amount=attempt.amount, now=now, against_suspense=against_suspense
+    )
     return paid
 
 
-def _put_aside_for_refund(uow: UnitOfWork, payment: Payment, attempt: PaymentAttempt, now: datetime) -> None:
+def _put_aside_for_refund(
+    uow: UnitOfWork, payment: Payment, attempt: PaymentAttempt, now: datetime, closed: ClosedFollowUp | None = None
+) -> str | None:
     # The refund machinery (a later change) picks up pending rows and returns the money to the
     # payer; until then the money sits in platform:suspense, so the ledger still matches the bank.
+    # After a written-off follow-up the suspense booking already put it there (reserve → suspense) and
+    # the write-off took it out: the entry would move suspense to itself, so nothing is posted and the
+    # exception opened with it shows the write-off to take back.
     uow.payments.add_late_success_refund(
         LateSuccessRefund(
             attempt_id=attempt.id,
@@ -604,9 +698,15 @@ def _put_aside_for_refund(uow: UnitOfWork, payment: Payment, attempt: PaymentAtt
             created_at=now,
         )
     )
-    uow.ledger.post(
-        late_attempt_succeeded(attempt_id=attempt.id, payment_id=payment.id, bank=attempt.bank, amount=attempt.amount)
+    entry: JournalEntry | None = late_attempt_succeeded(
+        attempt_id=attempt.id, payment_id=payment.id, bank=attempt.bank, amount=attempt.amount
     )
+    if closed is not None and entry is not None:
+        entry = against_suspense(entry, bank=attempt.bank)
+    if entry is None:
+        return None
+    uow.ledger.post(entry)
+    return entry.id
 
 
 def _record_attempt_only(

@@ -40,6 +40,7 @@ from tianpay.domain.payout import (
     sending_bank,
 )
 from tianpay.domain.posting_rules import payout_failed, payout_returned, payout_submitted, payout_succeeded
+from tianpay.domain.reconciliation import UNDONE_BY_RECOVERY, AfterClose, against_suspense
 from tianpay.domain.settlement import Payee, SettlementStatus, payee_changed
 from tianpay.domain.wallet import FORM_KEY_OWNER, member_form_key
 from tianpay.ports.channels import ChannelResult, InvalidNotification, NotificationAck, Outcome
@@ -60,6 +61,7 @@ from tianpay.services.members import verify_payment_password
 from tianpay.services.pii import PiiKind, reveal
 from tianpay.services.refunds import RequeryPolicy
 from tianpay.services.settlement import mark_settlement_paid, mark_settlement_payout_failed, settlement_account
+from tianpay.services.suspense_follow_ups import ClosedFollowUp, closed_follow_up, open_recorded_after_close
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -815,7 +817,19 @@ def _apply(
         allowed = (payout.status, event) in TRANSITIONS
         mismatch = event is PayoutEvent.SUCCEEDED and result.amount is not None and result.amount != payout.amount
         if allowed and not mismatch:
-            moved = _move(uow, payout, event, result, clock.now())
+            now = clock.now()
+            closed = closed_follow_up(uow, payout_id) if event is PayoutEvent.SUCCEEDED else None
+            if closed is not None and closed.treatment is AfterClose.UNDONE:
+                # An operator recovered the line booked to suspense (the money came back to the reserve):
+                # the success the bank reports was undone, so the payout fails and its money goes back.
+                event = PayoutEvent.FAILED
+                result = replace(
+                    result, outcome=Outcome.FAILED, bank_code=UNDONE_BY_RECOVERY,
+                    bank_message=f"the bank's success came after {closed.follow_up.id} was recovered",
+                )
+            moved, entry_id = _move(uow, payout, event, result, now, closed)
+            if closed is not None:
+                open_recorded_after_close(uow, closed, entry_id=entry_id, record_status=moved.status.value, now=now)
             uow.commit()
             return moved
     if mismatch:
@@ -856,7 +870,17 @@ def _contradicts(status: PayoutStatus, event: PayoutEvent) -> str | None:
     return "a final payout does not change its mind; not applied"
 
 
-def _move(uow: UnitOfWork, payout: Payout, event: PayoutEvent, result: ChannelResult, now: datetime) -> Payout:
+def _move(
+    uow: UnitOfWork,
+    payout: Payout,
+    event: PayoutEvent,
+    result: ChannelResult,
+    now: datetime,
+    closed: ClosedFollowUp | None = None,
+) -> tuple[Payout, str | None]:
+    """Moves the payout and posts what the move books; returns it and that entry's id (if any).
+    ``closed``: a written-off follow-up in suspense, so a success moves suspense instead of the reserve."""
+    entry: JournalEntry | None = None
     failed = event is PayoutEvent.FAILED
     moved = replace(
         payout.moved_to(event, now),
@@ -871,24 +895,29 @@ def _move(uow: UnitOfWork, payout: Payout, event: PayoutEvent, result: ChannelRe
     cause = f"{result.outcome.value} {result.bank_code or ''} {result.bank_message}".strip()
     _record(uow, payout.id, payout.status.value, moved.status.value, event.value, cause, now)
     if event is PayoutEvent.SUCCEEDED:
-        uow.ledger.post(payout_succeeded(payout_id=payout.id, bank=payout.bank, amount=payout.amount))
+        entry = payout_succeeded(payout_id=payout.id, bank=payout.bank, amount=payout.amount)
+        if closed is not None:
+            entry = against_suspense(entry, bank=payout.bank) or entry
+        uow.ledger.post(entry)
         _notify(uow, moved, EventType.PAYOUT_SUCCEEDED)
         if moved.settlement_id is not None:
             mark_settlement_paid(uow, settlement_id=moved.settlement_id, payout_id=moved.id, now=now)
     elif failed:
-        uow.ledger.post(payout_failed(_submit_entry(payout)))
+        entry = payout_failed(_submit_entry(payout))
+        uow.ledger.post(entry)
         _notify(uow, moved, EventType.PAYOUT_FAILED)
     elif event is PayoutEvent.RETURNED:
-        uow.ledger.post(
-            payout_returned(payout_id=payout.id, source=payout.source_account, bank=payout.bank, amount=payout.amount)
+        entry = payout_returned(
+            payout_id=payout.id, source=payout.source_account, bank=payout.bank, amount=payout.amount
         )
+        uow.ledger.post(entry)
         _notify(uow, moved, EventType.PAYOUT_RETURNED)
     if moved.settlement_id is not None and (failed or event is PayoutEvent.RETURNED):
         # The money is back in available (above); the settlement waits to be paid again.
         mark_settlement_payout_failed(
             uow, settlement_id=moved.settlement_id, payout_id=moved.id, returned=not failed, now=now
         )
-    return moved
+    return moved, None if entry is None else entry.id
 
 
 def _notify(uow: UnitOfWork, payout: Payout, event_type: EventType) -> None:

@@ -28,6 +28,7 @@ from tianpay.domain.posting_rules import (
     refund_succeeded,
     wallet_refund,
 )
+from tianpay.domain.reconciliation import UNDONE_BY_RECOVERY, AfterClose, against_suspense
 from tianpay.domain.refund import (
     TRANSITIONS,
     PaymentNotRefundable,
@@ -50,6 +51,7 @@ from tianpay.ports.payments import LateSuccessRefund
 from tianpay.ports.refunds import RefundTransition
 from tianpay.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from tianpay.services.idempotency import run_idempotent
+from tianpay.services.suspense_follow_ups import ClosedFollowUp, closed_follow_up, open_recorded_after_close
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -190,6 +192,9 @@ def apply_refund_result(
     late duplicate (a notification after the query already recorded it) or an answer that teaches
     nothing (UNKNOWN about a processing refund) is a no-op. Raises NotFound for a refund we never
     made and AmountMismatch (recording nothing) when the bank confirms another amount.
+    A success for a refund whose statement line was booked to suspense and whose follow-up an operator
+    closed moves suspense instead of the reserve (written off) or fails the refund (recovered: the money
+    came back), and opens an exception (docs/reconciliation.md, "After a follow-up is closed").
     ``ids`` is unused today and kept so every recorder has the same shape.
     """
     del ids
@@ -211,7 +216,17 @@ def apply_refund_result(
             raise AmountMismatch(
                 f"the bank reported {result.amount} for refund {refund_id} of {refund.amount}", param="amount"
             )
-        _move(uow, refund, event, result, clock.now())
+        now = clock.now()
+        closed = closed_follow_up(uow, refund_id) if event is RefundEvent.SUCCEEDED else None
+        if closed is not None and closed.treatment is AfterClose.UNDONE:
+            event = RefundEvent.FAILED
+            result = replace(
+                result, outcome=Outcome.FAILED, bank_code=UNDONE_BY_RECOVERY,
+                bank_message=f"the bank's success came after {closed.follow_up.id} was recovered",
+            )
+        moved, entry_id = _move(uow, refund, event, result, now, closed)
+        if closed is not None:
+            open_recorded_after_close(uow, closed, entry_id=entry_id, record_status=moved.status.value, now=now)
         uow.commit()
 
 
@@ -368,7 +383,7 @@ def _refund_to_wallet(uow: UnitOfWork, refund: Refund, now: datetime) -> Refund:
         )
     )
     result = ChannelResult(Outcome.SUCCEEDED, bank_reference=refund.id, amount=refund.amount)
-    return _move(uow, refund, RefundEvent.SUCCEEDED, result, now)
+    return _move(uow, refund, RefundEvent.SUCCEEDED, result, now)[0]
 
 
 def _insert_late_success_refund(
@@ -436,7 +451,15 @@ def _submit(
     return current or refund
 
 
-def _move(uow: UnitOfWork, refund: Refund, event: RefundEvent, result: ChannelResult, now: datetime) -> Refund:
+def _move(
+    uow: UnitOfWork,
+    refund: Refund,
+    event: RefundEvent,
+    result: ChannelResult,
+    now: datetime,
+    closed: ClosedFollowUp | None = None,
+) -> tuple[Refund, str | None]:
+    """Moves the refund and posts what the move books; returns it and that entry's id (if any)."""
     failed = event is RefundEvent.FAILED
     moved = replace(
         refund.moved_to(event, now),
@@ -450,32 +473,43 @@ def _move(uow: UnitOfWork, refund: Refund, event: RefundEvent, result: ChannelRe
         )
     cause = f"{result.outcome.value} {result.bank_code or ''} {result.bank_message}".strip()
     _record(uow, refund.id, refund.status.value, moved.status.value, event.value, cause, now)
+    entry_id = None
     if event is RefundEvent.SUCCEEDED:
-        _on_success(uow, moved)
+        entry_id = _on_success(uow, moved, against_suspense_of=closed)
     elif failed:
-        _on_failure(uow, moved)
-    return moved
+        entry_id = _on_failure(uow, moved)
+    return moved, entry_id
 
 
-def _on_success(uow: UnitOfWork, refund: Refund) -> None:
+def _on_success(uow: UnitOfWork, refund: Refund, *, against_suspense_of: ClosedFollowUp | None = None) -> str | None:
     # A wallet refund's one entry was posted with it (_refund_to_wallet); no money was in transit.
+    entry_id = None
     if refund.bank != WALLET_BANK:
-        uow.ledger.post(refund_succeeded(refund_id=refund.id, bank=refund.bank, amount=refund.amount))
+        entry = refund_succeeded(refund_id=refund.id, bank=refund.bank, amount=refund.amount)
+        if against_suspense_of is not None:
+            # The suspense booking already took the line out of the reserve: the refund's money in
+            # transit settles against suspense instead (docs/reconciliation.md).
+            entry = against_suspense(entry, bank=refund.bank) or entry
+        uow.ledger.post(entry)
+        entry_id = entry.id
     if refund.kind is RefundKind.LATE_SUCCESS:
         uow.refunds.set_late_success_status(refund.attempt_id, expected=LATE_REFUNDING, status=LATE_DONE)
-        return
+        return entry_id
     uow.outbox.add_event(refund.merchant_id, EventType.REFUND_SUCCEEDED, refund_view(refund))
+    return entry_id
 
 
-def _on_failure(uow: UnitOfWork, refund: Refund) -> None:
-    uow.ledger.post(refund_failed(_request_entry(refund)))
+def _on_failure(uow: UnitOfWork, refund: Refund) -> str:
+    entry = refund_failed(_request_entry(refund))
+    uow.ledger.post(entry)
     if refund.kind is RefundKind.LATE_SUCCESS:
         # The money stays in platform:suspense; an operator decides (another try, another way).
         uow.refunds.set_late_success_status(refund.attempt_id, expected=LATE_REFUNDING, status=LATE_FAILED)
-        return
+        return entry.id
     if not uow.refunds.give_back_refunded(refund.payment_id, refund.amount):
         raise IllegalTransition(f"payment {refund.payment_id} has less refunded than refund {refund.id}")
     uow.outbox.add_event(refund.merchant_id, EventType.REFUND_FAILED, refund_view(refund))
+    return entry.id
 
 
 def _request_entry(refund: Refund) -> JournalEntry:

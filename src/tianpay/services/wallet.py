@@ -15,6 +15,7 @@ from typing import Final
 import structlog
 
 from tianpay.domain import ids as id_prefixes
+from tianpay.domain.card_binding import BindingStatus, CardBinding, CardNotBound
 from tianpay.domain.errors import DomainError, NotFound
 from tianpay.domain.ledger import member_wallet
 from tianpay.domain.member import Member, MemberNotActive, SmsCodeRequired, SmsPurpose
@@ -32,7 +33,7 @@ from tianpay.domain.wallet import (
 )
 from tianpay.ports.payments import Transition
 from tianpay.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from tianpay.services import members, routing, sms
+from tianpay.services import card_bindings, members, routing, sms
 from tianpay.services import payments as payment_service
 from tianpay.services.idempotency import run_idempotent
 from tianpay.services.member_tools import MemberTools
@@ -53,6 +54,19 @@ class TopUpStarted:
     top_up: TopUp
     # True when a second POST of the same form found the top-up its first POST created.
     replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TopUpCard:
+    """A bound card as the quick top-up lists it; ``unavailable`` is the error code of the reason it
+    cannot take a top-up now (``bank_switched_off``), or None when it can."""
+
+    card: CardBinding
+    unavailable: str | None = None
+
+    @property
+    def is_available(self) -> bool:
+        return self.unavailable is None
 
 
 # ---- reading ---------------------------------------------------------------------------------------------
@@ -150,6 +164,34 @@ def top_up_banks(uow_factory: UnitOfWorkFactory, banks: Sequence[str]) -> list[s
     in the console (docs/console.md "Channels"), and those are neither offered nor accepted."""
     switched_off = routing.disabled_banks(uow_factory)
     return [bank for bank in banks if bank not in switched_off]
+
+
+def top_up_cards(uow_factory: UnitOfWorkFactory, member_id: str) -> list[TopUpCard]:
+    """The member's bound cards for a quick top-up. A card at a bank an operator switched off stays in
+    the list, marked unavailable, so the payer sees why it cannot be chosen rather than missing it."""
+    switched_off = routing.disabled_banks(uow_factory)
+    return [
+        TopUpCard(card, TopUpBankSwitchedOff.code if card.bank in switched_off else None)
+        for card in card_bindings.cards_of(uow_factory, member_id, merchant_id=None)
+    ]
+
+
+def top_up_card(uow_factory: UnitOfWorkFactory, member_id: str, card_id: str) -> CardBinding:
+    """The member's bound card ``card_id``, checked before a quick top-up is created for it.
+
+    Raises NotFound for another member's card, CardNotBound, or TopUpBankSwitchedOff when an operator
+    switched its bank off (a page older than the switch, or a forged one). Checked here because quick
+    pay would otherwise create the top-up and only then find no route to the bank, or charge another of
+    the member's cards in its place (``routing.plan`` fails over across the member's cards).
+    """
+    binding = card_bindings.get_binding(uow_factory, card_id, merchant_id=None, member_id=member_id)
+    if binding.status is not BindingStatus.BOUND:
+        raise CardNotBound(f"card {card_id} is not bound", param="card_id")
+    if binding.bank in routing.disabled_banks(uow_factory):
+        raise TopUpBankSwitchedOff(
+            f"bank {binding.bank} is not taking top-ups now; choose another card", param="card_id"
+        )
+    return binding
 
 
 def start_top_up(

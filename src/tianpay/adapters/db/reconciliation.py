@@ -17,6 +17,7 @@ from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, 
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tianpay.domain.reconciliation import (
+    BOOKED_TO_SUSPENSE,
     CLEARING_ONLY_BANKS,
     SWITCH_REVERSED_PREFIX,
     ExceptionStatus,
@@ -580,6 +581,15 @@ class SqlReconciliationRepository:
             select(reconciliation_exceptions).where(reconciliation_exceptions.c.id == exception_id)
         ).first()
         return None if row is None else _exception(row)
+
+    def follow_ups_of(self, record_id: str) -> Sequence[ReconciliationException]:
+        t = reconciliation_exceptions.c
+        query = (
+            select(reconciliation_exceptions)
+            .where(t.record_id == record_id, t.kind == BOOKED_TO_SUSPENSE)
+            .order_by(t.created_at, t.id)
+        )
+        return [_exception(row) for row in self._connection.execute(query)]
 
     def resolve_exception(
         self,

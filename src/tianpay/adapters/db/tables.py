@@ -178,6 +178,8 @@ events = Table(
     Column("delivered_at", utc_datetime(), nullable=True),
     Index("ix_events_due", "status", "next_attempt_at"),
     Index("ix_events_merchant_created", "merchant_id", "created_at"),
+    # Housekeeping deletes delivered events past their retention (revision 0016).
+    Index("ix_events_status_delivered", "status", "delivered_at"),
 )
 
 webhook_attempts = Table(
@@ -406,6 +408,9 @@ member_sessions = Table(
     Column("expires_at", utc_datetime(), nullable=False),
     Column("revoked_at", utc_datetime(), nullable=True),
     Index("ix_member_sessions_member", "member_id"),
+    # Housekeeping finds expired rows through this (revision 0016); every other table it purges by
+    # expires_at carries the same index.
+    Index("ix_member_sessions_expires", "expires_at"),
 )
 
 # One-time SMS codes: only a keyed hash of the code is kept, with its expiry and the tries left.
@@ -421,6 +426,7 @@ sms_codes = Table(
     Column("consumed_at", utc_datetime(), nullable=True),
     Column("created_at", utc_datetime(), nullable=False),
     Index("ix_sms_codes_phone_purpose", "phone_fingerprint", "purpose", "created_at"),
+    Index("ix_sms_codes_expires", "expires_at"),
 )
 
 # The platform's own SMS outbox: what the SMS adapter "sent". Bodies are sealed by the vault, since
@@ -444,6 +450,7 @@ rate_limit_counters = Table(
     Column("key", String(200), primary_key=True),
     Column("count", Integer, nullable=False),
     Column("expires_at", utc_datetime(), nullable=False),
+    Index("ix_rate_limit_counters_expires", "expires_at"),
 )
 
 # A wallet payment's payer: the attempt that moved the money from the member's wallet.
@@ -731,6 +738,7 @@ merchant_user_sessions = Table(
     Column("expires_at", utc_datetime(), nullable=False),
     Column("revoked_at", utc_datetime(), nullable=True),
     Index("ix_merchant_user_sessions_user", "user_id"),
+    Index("ix_merchant_user_sessions_expires", "expires_at"),
 )
 
 # ---- payouts (代付) and wallet withdrawals (revision 0012) ----------------------------------------------
@@ -959,6 +967,8 @@ reconciliation_exceptions = Table(
     UniqueConstraint("dedupe_key", name="uq_reconciliation_exceptions_dedupe_key"),
     Index("ix_reconciliation_exceptions_status_created", "status", "created_at"),
     Index("ix_reconciliation_exceptions_run", "run_id"),
+    # Looked up on every recorded bank success (services/suspense_follow_ups.py; migration 0017).
+    Index("ix_reconciliation_exceptions_record", "record_id"),
 )
 
 # Records final on the platform's side that a statement did not list (a day-cut item, magic 93):
@@ -1066,6 +1076,7 @@ operator_sessions = Table(
     Column("expires_at", utc_datetime(), nullable=False),
     Column("revoked_at", utc_datetime(), nullable=True),
     Index("ix_operator_sessions_username", "username"),
+    Index("ix_operator_sessions_expires", "expires_at"),
 )
 
 # Wrong console passwords in a row per operator, and the lock they caused (5 tries, 15 minutes). Kept

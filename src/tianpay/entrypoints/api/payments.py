@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import AwareDatetime, BaseModel, Field, StrictStr
+from pydantic import BaseModel, Field, StrictStr
 
 from tianpay.domain.money import Currency, Money
 from tianpay.domain.notifications import iso_utc
@@ -59,7 +59,9 @@ class PaymentCreateIn(RequestModel):
     metadata: dict[StrictStr, StrictStr] = Field(
         default_factory=dict, description="Up to 20 string pairs (keys ≤ 40, values ≤ 500 characters)."
     )
-    expires_at: AwareDatetime | None = Field(
+    # Strict like the date-time query parameters: in its lax mode pydantic would read 0 or "1700000000"
+    # as a Unix timestamp, a 1970 expiry that hides the merchant's mistake (query_dates.py).
+    expires_at: IsoDateTime | None = Field(
         default=None, description="ISO 8601 with a time zone, 1 minute to 7 days ahead; default 30 minutes."
     )
 

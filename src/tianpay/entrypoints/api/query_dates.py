@@ -1,10 +1,11 @@
-"""Strict date and date-time query parameters: only the ISO 8601 forms docs/api.md documents.
+"""Strict date and date-time parameters, in query strings and in JSON bodies (``expires_at`` of
+``POST /v1/payments``): only the ISO 8601 forms docs/api.md documents.
 
 In its lax mode pydantic reads ``created_from=0`` or ``date_to=86400`` as Unix timestamps, and a
 date-time at midnight as a date. A merchant who sends those has made a mistake, and a filter that
 silently starts in 1970 hides it; so a date is ``YYYY-MM-DD`` and a date-time is ISO 8601 with a time
-zone (``2026-11-27T09:30:00+08:00``, ``…Z``), and anything else answers ``400 parameter_invalid``
-naming the parameter, through the API's one error envelope.
+zone (``2026-11-27T09:30:00+08:00``, ``…Z``), and anything else (a JSON number included) answers
+``400 parameter_invalid`` naming the parameter, through the API's one error envelope.
 """
 
 from __future__ import annotations

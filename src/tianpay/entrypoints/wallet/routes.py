@@ -88,6 +88,10 @@ _MESSAGES_ZH: Final[Mapping[str, str]] = {
     "form_key_invalid": "页面已过期，请刷新后重试。",
     "idempotency_conflict": "该表单已经提交过，请刷新页面后重新填写。",
 }
+# Why a bound card is greyed out in the quick top-up's list (services.wallet.TopUpCard.unavailable).
+_CARD_UNAVAILABLE_ZH: Final[Mapping[str, str]] = {
+    "bank_switched_off": "该银行暂停充值",
+}
 _WITHDRAWAL_STATUS_ZH: Final[Mapping[str, str]] = {
     "created": "处理中", "processing": "处理中", "succeeded": "已到账", "failed": "失败（已退回钱包）",
     "returned": "银行退票（已退回钱包）",
@@ -317,14 +321,15 @@ async def top_up_by_quick_pay(request: Request, container: ContainerDep, page: S
     amount = _yuan_to_money(fields.get("amount", ""))
     if amount is None:
         return _top_up_page(request, container, member, status_code=400, error=_Notice("请输入有效的金额"))
-    password = fields.get("payment_password", "")
+    password, card_id = fields.get("payment_password", ""), fields.get("card_id", "")
     try:
-        # Checked before the top-up exists, so a mistyped password leaves no unpaid top-up behind.
+        # Both checked before the top-up exists, so a card at a switched-off bank (a page older than the
+        # switch, or a forged one) or a mistyped password leaves no unpaid top-up behind.
+        await run_in_threadpool(wallet.top_up_card, container.uow, member.id, card_id)
         await run_in_threadpool(members.verify_payment_password, container.uow, container.member_tools, member.id,
                                 password)
         paid = await run_in_threadpool(
-            _quick_pay_top_up, container, member, amount, fields.get("card_id", ""), password,
-            fields.get("form_key", ""),
+            _quick_pay_top_up, container, member, amount, card_id, password, fields.get("form_key", ""),
         )
     except DomainError as refused:
         return _top_up_page(request, container, member, status_code=400, error=refused)
@@ -614,7 +619,8 @@ def _top_up_page(
     return _page(
         request, container, "top_up.html", member, status_code=status_code, error=error,
         banks=wallet.top_up_banks(container.uow, container.channels.online_banking_banks()),
-        cards=card_bindings.cards_of(container.uow, member.id, merchant_id=None),
+        cards=wallet.top_up_cards(container.uow, member.id),
+        unavailable_reason=lambda code: _CARD_UNAVAILABLE_ZH.get(code, code),
     )
 
 
@@ -640,8 +646,7 @@ def _quick_pay_top_up(
     charged once per form, however often the form is sent.
     """
     base_url = container.settings.base_url.rstrip("/")
-    # The card must be the member's before a top-up exists for it (confirm_quick_pay checks it again).
-    card_bindings.get_binding(container.uow, card_id, merchant_id=None, member_id=member.id)
+    # The caller checked the card (wallet.top_up_card) before this; confirm_quick_pay checks it again.
     started = wallet.start_top_up(
         container.uow, container.member_tools, member.id, amount,
         return_url=f"{base_url}/wallet/top-ups/{{top_up_id}}/done", method=PaymentMethod.QUICK_PAY,

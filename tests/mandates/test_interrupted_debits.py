@@ -1,0 +1,186 @@
+"""A direct debit whose first call died between creating its payment and asking the bank (a killed
+worker or server), against the real JHB simulator on both databases: a repeat with the same
+``out_trade_no`` carries it on to the bank exactly once, however many repeats race; a payment that
+already has an attempt is returned as it is and never sent again.
+
+The crash is simulated by doing what the first call did before it died: creating the payment
+through the payment service with the request ``mandates.debit`` builds, and not calling the bank.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from tests.gateway.conftest import BankWorld
+from tests.mandates import test_debit_schedules as schedule_tests
+from tests.mandates.test_debit_schedules import SETTINGS, jhb_transfers, queued_events
+from tests.payments.conftest import assert_ledger_sound
+from tianpay.adapters.clock import SettableClock
+from tianpay.adapters.ids import UlidGenerator
+from tianpay.channels.registry import ChannelRegistry
+from tianpay.domain.mandate import Mandate, MandateNotActive
+from tianpay.domain.money import Money
+from tianpay.domain.payment import AttemptStatus, Payment, PaymentMethod, PaymentRequest, PaymentStatus
+from tianpay.ports.unit_of_work import UnitOfWorkFactory
+from tianpay.services import mandates
+from tianpay.services import payments as payment_service
+from tianpay.services.member_tools import MemberTools
+
+pytestmark = pytest.mark.e2e
+# An active JHB mandate (200.00 per debit, 300.00 a month) of a merchant priced for direct debit.
+merchant, mandate = schedule_tests.merchant, schedule_tests.mandate
+SUBJECT = "燃气费"
+
+
+def created_then_crashed(uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator,
+                         merchant_id: str, mandate: Mandate, out_trade_no: str, amount_minor: int) -> Payment:
+    """What a debit leaves behind when its process dies right after the payment was created."""
+    request = PaymentRequest(
+        merchant_id=merchant_id, out_trade_no=out_trade_no, amount=Money.cny(amount_minor),
+        method=PaymentMethod.DIRECT_DEBIT, subject=SUBJECT, metadata={"mandate_id": mandate.id},
+    )
+    created = payment_service.create_payment(uow_factory, clock, ids, request)
+    assert (created.replayed, created.payment.status) == (False, PaymentStatus.CREATED)
+    return created.payment
+
+
+def debit_again(uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+                tools: MemberTools, merchant_id: str, mandate: Mandate, out_trade_no: str,
+                amount_minor: int) -> payment_service.CreatedPayment:
+    return mandates.debit(
+        uow_factory, clock, ids, channels, tools.cipher, SETTINGS, merchant_id=merchant_id, mandate_id=mandate.id,
+        out_trade_no=out_trade_no, amount=Money.cny(amount_minor), subject=SUBJECT,
+    )
+
+
+def attempts_of(uow_factory: UnitOfWorkFactory, payment_id: str) -> list[AttemptStatus]:
+    with uow_factory() as uow:
+        return [attempt.status for attempt in uow.payments.attempts_of(payment_id)]
+
+
+def test_a_debit_left_created_by_a_crash_is_carried_on_to_the_bank_once_by_its_retry(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    tools: MemberTools, bank_world: BankWorld, merchant: str, mandate: Mandate,
+) -> None:
+    stranded = created_then_crashed(uow_factory, clock, ids, merchant, mandate, "gas-2025-03", 4_200)
+    transfers_before = jhb_transfers(bank_world)
+
+    retried = debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-2025-03", 4_200)
+    assert retried.replayed
+    assert retried.payment.id == stranded.id
+    assert retried.payment.status is PaymentStatus.SUCCEEDED
+    assert jhb_transfers(bank_world) == transfers_before + 1
+
+    # Once it has an attempt, a repeat returns the payment as it is and the bank is not asked again.
+    again = debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-2025-03", 4_200)
+    assert (again.replayed, again.payment.id, again.payment.status) == (True, stranded.id, PaymentStatus.SUCCEEDED)
+    assert jhb_transfers(bank_world) == transfers_before + 1
+    assert attempts_of(uow_factory, stranded.id) == [AttemptStatus.SUCCEEDED]
+    assert [kind for kind, _ in queued_events(uow_factory, merchant) if kind.startswith("payment.")] == [
+        "payment.succeeded"
+    ]
+    assert_ledger_sound(uow_factory)
+
+
+def test_two_retries_racing_on_a_stranded_debit_reach_the_bank_once(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    tools: MemberTools, bank_world: BankWorld, merchant: str, mandate: Mandate, db_url: str,
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers; the race is PostgreSQL's")
+    stranded = created_then_crashed(uow_factory, clock, ids, merchant, mandate, "gas-race", 3_300)
+    transfers_before = jhb_transfers(bank_world)
+    start = threading.Barrier(2)
+    results: dict[str, payment_service.CreatedPayment] = {}
+    errors: list[BaseException] = []
+
+    def retry(name: str) -> None:
+        start.wait()
+        try:
+            results[name] = debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-race", 3_300)
+        except BaseException as error:  # reported by the main thread's assertion
+            errors.append(error)
+
+    threads = [threading.Thread(target=retry, args=(name,)) for name in ("merchant", "worker")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert {created.payment.id for created in results.values()} == {stranded.id}
+    assert all(created.replayed for created in results.values())
+    assert jhb_transfers(bank_world) == transfers_before + 1
+    assert attempts_of(uow_factory, stranded.id) == [AttemptStatus.SUCCEEDED]
+    assert_ledger_sound(uow_factory)
+
+
+def test_a_retry_of_a_debit_that_already_has_an_attempt_does_not_ask_the_bank_again(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    tools: MemberTools, bank_world: BankWorld, merchant: str, mandate: Mandate,
+) -> None:
+    stranded = created_then_crashed(uow_factory, clock, ids, merchant, mandate, "gas-attempted", 2_100)
+    # This process died after persisting its attempt, so the bank may or may not have it: only a
+    # query may tell (the re-query job's), never a second submission.
+    payment_service.start_attempt(uow_factory, clock, ids, stranded.id, channel="JHB:direct_debit", bank="JHB")
+    transfers_before = jhb_transfers(bank_world)
+
+    retried = debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-attempted", 2_100)
+    assert (retried.replayed, retried.payment.status) == (True, PaymentStatus.PROCESSING)
+    assert jhb_transfers(bank_world) == transfers_before
+    assert attempts_of(uow_factory, stranded.id) == [AttemptStatus.CREATED]
+
+
+def test_a_stranded_debit_retried_after_the_mandate_was_revoked_is_closed_before_the_bank(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    tools: MemberTools, bank_world: BankWorld, merchant: str, mandate: Mandate,
+) -> None:
+    stranded = created_then_crashed(uow_factory, clock, ids, merchant, mandate, "gas-revoked", 1_500)
+    mandates.revoke_mandate(uow_factory, clock, channels, tools.cipher, mandate.id, merchant_id=merchant)
+    transfers_before = jhb_transfers(bank_world)
+
+    with pytest.raises(MandateNotActive):
+        debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-revoked", 1_500)
+    assert jhb_transfers(bank_world) == transfers_before
+    closed = payment_service.find_payment(uow_factory, merchant, stranded.id)
+    assert closed.status is PaymentStatus.CLOSED
+    assert attempts_of(uow_factory, stranded.id) == []
+    assert [kind for kind, _ in queued_events(uow_factory, merchant) if kind == "payment.closed"] == ["payment.closed"]
+    # A repeat now names the closed payment.
+    again = debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-revoked", 1_500)
+    assert (again.replayed, again.payment.status) == (True, PaymentStatus.CLOSED)
+
+
+def test_a_stranded_debit_retried_after_its_expiry_is_left_to_close_and_never_sent(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    tools: MemberTools, bank_world: BankWorld, merchant: str, mandate: Mandate,
+) -> None:
+    stranded = created_then_crashed(uow_factory, clock, ids, merchant, mandate, "gas-expired", 1_600)
+    clock.advance(timedelta(minutes=31))
+    transfers_before = jhb_transfers(bank_world)
+
+    retried = debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-expired", 1_600)
+    assert (retried.replayed, retried.payment.status) == (True, PaymentStatus.CREATED)
+    assert jhb_transfers(bank_world) == transfers_before
+    assert payment_service.expire_payments(uow_factory, clock.now()) == 1
+    assert payment_service.find_payment(uow_factory, merchant, stranded.id).status is PaymentStatus.CLOSED
+
+
+def test_a_repeat_of_a_debit_that_used_most_of_the_month_returns_it_instead_of_refusing(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    tools: MemberTools, bank_world: BankWorld, merchant: str, mandate: Mandate,
+) -> None:
+    first = debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-big", 20_000)
+    assert (first.replayed, first.payment.status) == (False, PaymentStatus.SUCCEEDED)
+    transfers_before = jhb_transfers(bank_world)
+
+    # 200.00 more would pass the month's 300.00, but this is the same debit asked again.
+    again = debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-big", 20_000)
+    assert (again.replayed, again.payment.id, again.payment.status) == (True, first.payment.id,
+                                                                         PaymentStatus.SUCCEEDED)
+    mandates.revoke_mandate(uow_factory, clock, channels, tools.cipher, mandate.id, merchant_id=merchant)
+    after_revocation = debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-big", 20_000)
+    assert after_revocation.payment.id == first.payment.id
+    assert jhb_transfers(bank_world) == transfers_before
