@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
+import httpx
 import pytest
 from standardwebhooks import Webhook
 
@@ -26,6 +27,14 @@ pytestmark = pytest.mark.e2e
 # The shared fixtures, bound here by name so pytest finds them for this module's tests.
 bank_world, onboarded_dir = bank_backed.bank_world, bank_backed.onboarded_dir
 platform, endpoint, shop = bank_backed.platform, bank_backed.endpoint, bank_backed.shop
+
+
+def jhb_sms(bank_world: BankWorld, phone: str) -> list[dict[str, object]]:
+    """The SMS messages JHB sent to ``phone``: a mandate application sends the payer a code."""
+    messages: list[dict[str, object]] = httpx.get(
+        bank_world.urls["JHB"] + "/_sim/sms", params={"phone": phone}, timeout=10
+    ).json()
+    return messages
 
 
 def jhb_transfers(bank_world: BankWorld) -> int:
@@ -107,3 +116,21 @@ def test_a_debit_over_the_mandates_limit_is_refused_with_the_envelope_and_never_
     assert refused.status_code == 400, refused.text
     assert (refused.json()["error"]["code"], refused.json()["error"]["param"]) == ("mandate_limit_exceeded", "amount")
     assert jhb_transfers(bank_world) == transfers_before
+
+
+@pytest.mark.parametrize("valid_until", [0, "0", 20271231, "20271231", "2027-W52-1", "2027-12-31T00:00:00Z"])
+def test_a_valid_until_that_is_not_a_plain_date_is_refused_before_the_bank(
+    shop: SignedClient, bank_world: BankWorld, valid_until: object
+) -> None:
+    member = shop.post("/v1/members", {"external_id": "subscriber-dates", **ZHANG_WEI})
+    assert member.status_code in (200, 201), member.text
+    sms_before = len(jhb_sms(bank_world, ZHANG_WEI["phone"]))
+    refused = shop.post("/v1/mandates", {
+        "member_id": member.json()["id"], "mandate_no": "DATE-0001", "card_number": JHB_CARD, **ZHANG_WEI,
+        "max_amount_per_debit": 20_000, "max_amount_per_month": 50_000, "valid_until": valid_until,
+        "purpose": "utility:water",
+    })
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert (error["code"], error["param"]) == ("parameter_invalid", "valid_until")
+    assert len(jhb_sms(bank_world, ZHANG_WEI["phone"])) == sms_before

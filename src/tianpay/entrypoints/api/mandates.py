@@ -7,8 +7,6 @@ like every payment, and a debit outside the mandate is refused before any bank i
 
 from __future__ import annotations
 
-from datetime import date
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import Field, StrictInt, StrictStr
@@ -20,6 +18,7 @@ from tianpay.services import debit_schedules, mandates
 from tianpay.services.payments import payment_view
 
 from .deps import IDEMPOTENT_REPLAYED_HEADER, AuthenticatedMerchant, ContainerDep
+from .query_dates import IsoDate
 from .schemas import RequestModel
 
 router = APIRouter(prefix="/v1", tags=["mandates"])
@@ -34,7 +33,8 @@ class MandateIn(RequestModel):
     phone: StrictStr = Field(description="The mobile number reserved at the bank (the code goes there).")
     max_amount_per_debit: StrictInt = Field(gt=0, description="Minor units.")
     max_amount_per_month: StrictInt = Field(gt=0, description="Minor units, per Beijing calendar month.")
-    valid_until: date
+    # Strict YYYY-MM-DD: in lax mode pydantic reads 0 as 1970-01-01 (entrypoints/api/query_dates.py).
+    valid_until: IsoDate
     purpose: StrictStr = Field(description="e.g. utility:electricity")
 
 
