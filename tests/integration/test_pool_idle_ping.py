@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import PG_ADMIN_URL, _DatabaseFactory
-from tianpay.adapters.db.engine import make_engine
+from tianpay.adapters.db.engine import CONNECT_TIMEOUT_S, make_engine
 
 pytestmark = pytest.mark.postgres
 
@@ -73,3 +73,15 @@ def test_a_connection_used_moments_ago_is_not_pinged(trusting_engine: Engine) ->
     assert failed.value.connection_invalidated
     # ... after which the pool reconnects.
     assert _backend_pid(trusting_engine) != first
+
+
+def test_a_new_connection_gives_up_after_the_connect_timeout_instead_of_waiting_for_ever(pg_url: str) -> None:
+    # The timeout is libpq's (a host that drops packets would otherwise hold /readyz until TCP gives
+    # up); the connection's own parameters show what libpq was given.
+    engine = make_engine(pg_url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            parameters = connection.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+    finally:
+        engine.dispose()
+    assert parameters["connect_timeout"] == str(CONNECT_TIMEOUT_S)

@@ -21,6 +21,9 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
 # A pooled connection idle longer than this is pinged before use; one returned more recently is
 # trusted (it answered moments ago). See _ping_idle_connections.
 PING_AFTER_IDLE_S: Final = 5.0
+# libpq's own default is to wait for ever: a database host that drops packets (not one that refuses
+# them) would hold every new connection, and /readyz with it, until the kernel gives up on TCP.
+CONNECT_TIMEOUT_S: Final = 10
 _CHECKED_IN_AT: Final = "tianpay_checked_in_at"
 
 
@@ -36,7 +39,9 @@ def make_engine(
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database, read_only=read_only)
-    connect_args = {"options": "-c default_transaction_read_only=on"} if read_only else {}
+    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    if read_only:
+        connect_args["options"] = "-c default_transaction_read_only=on"
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args)
     _ping_idle_connections(engine, ping_after_idle_s)
     return engine
