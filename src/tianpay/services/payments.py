@@ -407,7 +407,7 @@ def record_attempt_succeeded(
         if closed is not None and closed.treatment is AfterClose.UNDONE:
             undone = _fail(
                 uow, payment, attempt, now, failure_code=UNDONE_BY_RECOVERY,
-                failure_message=f"the bank's success came after {closed.follow_up.id} was recovered",
+                failure_message=closed.undone_message,
                 retry_expected=False,
             )
             open_recorded_after_close(uow, closed, entry_id=None, record_status=undone.attempt.status.value, now=now)

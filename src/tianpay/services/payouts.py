@@ -40,7 +40,7 @@ from tianpay.domain.payout import (
     sending_bank,
 )
 from tianpay.domain.posting_rules import payout_failed, payout_returned, payout_submitted, payout_succeeded
-from tianpay.domain.reconciliation import UNDONE_BY_RECOVERY, AfterClose, against_suspense
+from tianpay.domain.reconciliation import AfterClose, against_suspense
 from tianpay.domain.settlement import Payee, SettlementStatus, payee_changed
 from tianpay.domain.wallet import FORM_KEY_OWNER, member_form_key
 from tianpay.ports.channels import ChannelResult, InvalidNotification, NotificationAck, Outcome
@@ -823,10 +823,7 @@ def _apply(
                 # An operator recovered the line booked to suspense (the money came back to the reserve):
                 # the success the bank reports was undone, so the payout fails and its money goes back.
                 event = PayoutEvent.FAILED
-                result = replace(
-                    result, outcome=Outcome.FAILED, bank_code=UNDONE_BY_RECOVERY,
-                    bank_message=f"the bank's success came after {closed.follow_up.id} was recovered",
-                )
+                result = closed.undo(result)
             moved, entry_id = _move(uow, payout, event, result, now, closed)
             if closed is not None:
                 open_recorded_after_close(uow, closed, entry_id=entry_id, record_status=moved.status.value, now=now)

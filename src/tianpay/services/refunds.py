@@ -28,7 +28,7 @@ from tianpay.domain.posting_rules import (
     refund_succeeded,
     wallet_refund,
 )
-from tianpay.domain.reconciliation import UNDONE_BY_RECOVERY, AfterClose, against_suspense
+from tianpay.domain.reconciliation import AfterClose, against_suspense
 from tianpay.domain.refund import (
     TRANSITIONS,
     PaymentNotRefundable,
@@ -220,10 +220,7 @@ def apply_refund_result(
         closed = closed_follow_up(uow, refund_id) if event is RefundEvent.SUCCEEDED else None
         if closed is not None and closed.treatment is AfterClose.UNDONE:
             event = RefundEvent.FAILED
-            result = replace(
-                result, outcome=Outcome.FAILED, bank_code=UNDONE_BY_RECOVERY,
-                bank_message=f"the bank's success came after {closed.follow_up.id} was recovered",
-            )
+            result = closed.undo(result)
         moved, entry_id = _move(uow, refund, event, result, now, closed)
         if closed is not None:
             open_recorded_after_close(uow, closed, entry_id=entry_id, record_status=moved.status.value, now=now)

@@ -9,18 +9,20 @@ an operator what was done instead (docs/reconciliation.md, "After a follow-up is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import structlog
 
 from tianpay.domain.reconciliation import (
     RECORDED_AFTER_CLOSE,
+    UNDONE_BY_RECOVERY,
     AfterClose,
     ExceptionStatus,
     after_close,
     after_close_suspense_minor,
 )
+from tianpay.ports.channels import ChannelResult, Outcome
 from tianpay.ports.reconciliation import ReconciliationException
 from tianpay.ports.unit_of_work import UnitOfWork
 
@@ -33,6 +35,15 @@ class ClosedFollowUp:
 
     follow_up: ReconciliationException
     treatment: AfterClose
+
+    @property
+    def undone_message(self) -> str:
+        """Why the bank's success is recorded as a failure: an operator recovered its line first."""
+        return f"the bank's success came after {self.follow_up.id} was recovered"
+
+    def undo(self, result: ChannelResult) -> ChannelResult:
+        """The bank's success as the failure it became, for a refund or payout to record as such."""
+        return replace(result, outcome=Outcome.FAILED, bank_code=UNDONE_BY_RECOVERY, bank_message=self.undone_message)
 
 
 def closed_follow_up(uow: UnitOfWork, record_id: str) -> ClosedFollowUp | None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tianpay.domain.ledger import PLATFORM_FEE_INCOME, merchant_pending
@@ -236,21 +236,13 @@ class SqlSettlementRepository:
     def awaiting_payout(self, limit: int) -> list[Settlement]:
         s = settlements.c
         m = merchant_settlement_settings.c
-        query = (
-            select(settlements)
-            .join(merchant_settlement_settings, m.merchant_id == s.merchant_id)
-            .where(
-                s.status == SettlementStatus.SETTLED.value,
-                s.payout_id.is_(None),
-                s.net_minor > 0,
-                s.net_minor >= m.minimum_payout_minor,
-                m.auto_payout.is_(True),
-                m.account_no_ciphertext.is_not(None),
-            )
-            .order_by(s.business_date, s.id)
-            .limit(limit)
+        return self._auto_payable(
+            limit,
+            s.status == SettlementStatus.SETTLED.value,
+            s.payout_id.is_(None),
+            s.net_minor > 0,
+            s.net_minor >= m.minimum_payout_minor,
         )
-        return [_settlement(row) for row in self._connection.execute(query)]
 
     def attach_payout(self, settlement_id: str, payout_id: str) -> bool:
         result = self._connection.execute(
@@ -303,16 +295,16 @@ class SqlSettlementRepository:
         return result.rowcount == 1
 
     def payout_failed_awaiting(self, limit: int) -> list[Settlement]:
+        return self._auto_payable(limit, settlements.c.status == SettlementStatus.PAYOUT_FAILED.value)
+
+    def _auto_payable(self, limit: int, *conditions: ColumnElement[bool]) -> list[Settlement]:
+        """Settlements matching ``conditions`` of merchants paid out automatically to an account on file."""
         s = settlements.c
         m = merchant_settlement_settings.c
         query = (
             select(settlements)
             .join(merchant_settlement_settings, m.merchant_id == s.merchant_id)
-            .where(
-                s.status == SettlementStatus.PAYOUT_FAILED.value,
-                m.auto_payout.is_(True),
-                m.account_no_ciphertext.is_not(None),
-            )
+            .where(*conditions, m.auto_payout.is_(True), m.account_no_ciphertext.is_not(None))
             .order_by(s.business_date, s.id)
             .limit(limit)
         )
