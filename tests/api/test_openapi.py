@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
+
+from tianpay.entrypoints.launcher import free_port
 
 from .conftest import ApiServer
 from .rfc9421_client import PlatformKey, verify_platform_signature
@@ -40,14 +41,9 @@ def test_every_operation_documents_the_error_envelope_and_its_security(api_serve
     assert requests.get(api_server.url("/docs"), timeout=10).status_code == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
 
 def test_tianpay_serve_upgrades_the_database_and_serves_signed_responses(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIANPAY_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "tianpay.entrypoints.cli", "serve", "--data-dir", str(tmp_path), "--port", str(port)],

@@ -1,22 +1,19 @@
 """``tianpay up`` leaves no orphan: its children die with it, even when it is killed with SIGKILL
-(``PR_SET_PDEATHSIG``), and SIGTERM stops every child as Ctrl-C does."""
+(``PR_SET_PDEATHSIG``); SIGTERM stops every child as Ctrl-C does, and Ctrl-C works even when
+``tianpay up`` was started with SIGINT ignored."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 
-from tianpay.entrypoints.launcher import free_port_block
+from tests.e2e.processes import spawn_up, started_up, stop_with_sigint
 
 pytestmark = [
     pytest.mark.e2e,
@@ -25,36 +22,6 @@ pytestmark = [
 
 # Generous: a child stops as on Ctrl-C (uvicorn drains, the worker finishes its tick), on a shared machine.
 GONE_DEADLINE_S = 60.0
-
-
-@contextmanager
-def running_up(data_dir: Path) -> Iterator[subprocess.Popen[str]]:
-    """``tianpay up --json`` as a real process, yielded once it has announced itself."""
-    port = free_port_block()
-    log = data_dir.with_name(data_dir.name + "-up.log").open("a")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tianpay", "up", "--data-dir", str(data_dir), "--port", str(port), "--json"],
-        stdout=subprocess.PIPE, stderr=log, text=True,
-    )  # fmt: skip
-    log.close()
-    ready = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if line.startswith("{") and json.loads(line).get("api"):
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        assert ready.wait(120), "tianpay up did not announce itself"
-        assert process.poll() is None, "tianpay up exited during start-up"
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def children_of(pid: int) -> set[int]:
@@ -102,7 +69,8 @@ def kill_all(pids: set[int]) -> None:
 
 
 def test_killing_up_with_sigkill_takes_every_child_with_it(tmp_path: Path) -> None:
-    with running_up(tmp_path / "data") as up:
+    with started_up(tmp_path / "data") as running:
+        up = running.process
         children = children_of(up.pid)
         # The banks, serve, worker and pos-front.
         assert len(children) == 4
@@ -114,11 +82,47 @@ def test_killing_up_with_sigkill_takes_every_child_with_it(tmp_path: Path) -> No
 
 
 def test_sigterm_stops_up_and_every_child(tmp_path: Path) -> None:
-    with running_up(tmp_path / "data") as up:
+    with started_up(tmp_path / "data") as running:
+        up = running.process
         children = children_of(up.pid)
         assert len(children) == 4
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=GONE_DEADLINE_S) == 0
+        left = wait_until_gone(children)
+        kill_all(left)
+        assert not left, f"children left running: {sorted(left)}"
+
+
+def ignore_sigint() -> None:
+    """What a background job of a non-interactive shell (how CI harnesses run suites) starts with."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_ctrl_c_during_start_up_stops_up_even_when_it_was_started_with_sigint_ignored(tmp_path: Path) -> None:
+    # Python keeps an inherited SIG_IGN, so a launcher relying on the default handler would ignore
+    # this Ctrl-C and go on starting; ``up`` installs its own and stops what it had started.
+    up = spawn_up(tmp_path / "data", preexec_fn=ignore_sigint)
+    try:
+        deadline = time.monotonic() + GONE_DEADLINE_S
+        while not (children := children_of(up.process.pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert children, "tianpay up started no child"
+        up.process.send_signal(signal.SIGINT)
+        assert up.process.wait(timeout=GONE_DEADLINE_S) == 130, up.log_tail()
+        left = wait_until_gone(children)
+        kill_all(left)
+        assert not left, f"children left running: {sorted(left)}"
+    finally:
+        if up.process.poll() is None:
+            up.process.kill()
+            up.process.wait()
+
+
+def test_ctrl_c_stops_up_even_when_it_was_started_with_sigint_ignored(tmp_path: Path) -> None:
+    # Ctrl-C sent the moment ``up`` announces itself must find the supervisor's own handler.
+    with started_up(tmp_path / "data", preexec_fn=ignore_sigint) as running:
+        children = children_of(running.process.pid)
+        assert stop_with_sigint(running) == 0
         left = wait_until_gone(children)
         kill_all(left)
         assert not left, f"children left running: {sorted(left)}"

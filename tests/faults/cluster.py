@@ -32,6 +32,7 @@ from tianpay.config import Settings
 from tianpay.entrypoints.demo_merchant import ensure_demo_merchant
 from tianpay.entrypoints.launcher import (
     Supervisor,
+    free_port,
     platform_argv,
     start_banks,
     wait_until_answering,
@@ -89,7 +90,7 @@ class Cluster:
 
     def start_serve(self, name: str, port: int | None = None) -> str:
         """Starts (or restarts, on its old port) a ``serve`` process; returns its base URL once it answers."""
-        port = port or self.serve_ports.get(name) or _free_port()
+        port = port or self.serve_ports.get(name) or free_port()
         self.serve_ports[name] = port
         argv = platform_argv("serve", self.data_dir, "--host", "127.0.0.1", "--port", str(port))
         process = self._spawn(name, argv)
@@ -235,13 +236,6 @@ class Cluster:
     def statuses(self, table: str) -> dict[str, str]:
         return {row["id"]: row["status"] for row in self.rows(f"SELECT id, status FROM {table}")}
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager

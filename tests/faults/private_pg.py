@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import psycopg
 import pytest
+
+from tianpay.entrypoints.launcher import free_port
 
 BIN_DIRS = [Path("/usr/lib/postgresql/15/bin"), *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)]
 
@@ -41,7 +42,7 @@ class PrivatePostgres:
         self.data = self.root / "data"
         if owner is not None:
             os.chown(self.root, owner.pw_uid, owner.pw_gid)
-        self.port = _free_port()
+        self.port = free_port()
         self._pg(["initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
 
     @property
@@ -78,8 +79,3 @@ class PrivatePostgres:
         if check and done.returncode != 0:
             pytest.skip(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip()[:300]}")
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -356,7 +356,13 @@ def banks_command(
     from tianpay.entrypoints.launcher import Supervisor, start_banks
 
     supervisor = Supervisor()
-    urls = start_banks(supervisor, data_dir, host, base_port)
+    # A Ctrl-C during start-up is remembered and honoured once the banks have announced themselves.
+    supervisor.handle_signals()
+    try:
+        urls = start_banks(supervisor, data_dir, host, base_port)
+    except BaseException:
+        supervisor.stop()
+        raise
     if as_json:
         emit_json(urls)
     else:

@@ -13,6 +13,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -32,6 +33,12 @@ STARTUP_TIMEOUT_S = 60.0
 PORTS_PER_INSTANCE = 7
 # DESIGN.md §2: pos-front listens on the platform's port + 5 (the banks take +1 … +4).
 POS_FRONT_PORT_OFFSET = 5
+# Listening ports are chosen from here up to the start of the ephemeral range (``free_port_block``);
+# below it sit the well-known services (PostgreSQL on 5432 among them).
+LISTEN_PORTS_FROM = 10_000
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_HANDED_OUT: set[int] = set()
+_CHOOSER = random.SystemRandom()
 # prctl(2) option: the signal the kernel sends this process when the thread that forked it exits.
 PR_SET_PDEATHSIG = 1
 
@@ -87,6 +94,8 @@ class Supervisor:
     # sends it to a log file so its own progress display stays readable.
     output: IO[str] | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _stop_requested: threading.Event = field(default_factory=threading.Event)
+    _handling_signals: bool = False
 
     def start(
         self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None, capture: bool = False
@@ -128,16 +137,24 @@ class Supervisor:
                 return child
         return None
 
-    def wait_until_signalled(self) -> int:
-        """Blocks until SIGINT/SIGTERM or until a child dies; returns the exit code to use."""
-        stop = threading.Event()
+    def handle_signals(self) -> None:
+        """From now on SIGINT and SIGTERM only ask ``wait_until_signalled`` to stop everything.
 
+        Installed explicitly for both: a process started with SIGINT ignored (a CI harness's
+        background job hands that on) would otherwise never hear the Ctrl-C meant to stop it.
+        """
         def _handler(_signum: int, _frame: object) -> None:
-            stop.set()
+            self._stop_requested.set()
 
         signal.signal(signal.SIGINT, _handler)
         signal.signal(signal.SIGTERM, _handler)
-        while not stop.wait(0.5):
+        self._handling_signals = True
+
+    def wait_until_signalled(self) -> int:
+        """Blocks until SIGINT/SIGTERM or until a child dies; returns the exit code to use."""
+        if not self._handling_signals:
+            self.handle_signals()
+        while not self._stop_requested.wait(0.5):
             dead = self.first_exited()
             if dead is not None:
                 sys.stderr.write(f"{dead.name} exited with {dead.process.returncode}; stopping everything\n")
@@ -239,15 +256,19 @@ def platform_argv(command: str, data_dir: Path, *extra: str) -> list[str]:
 
 def up(*, data_dir: Path, host: str, port: int, as_json: bool) -> int:
     """Brings every process up on loopback, prints where they are, and runs until signalled."""
-    # SIGTERM during start-up must stop the children already started, as Ctrl-C does: both raise
-    # KeyboardInterrupt, which ``bring_up`` answers by stopping them before it lets go.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT and SIGTERM during start-up must stop the children already started: both raise
+    # KeyboardInterrupt, which ``bring_up`` answers by stopping them before it lets go. Both are
+    # installed here, not inherited: a SIGINT that arrived ignored would otherwise stay ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     try:
         supervisor, summary = bring_up(data_dir=data_dir, host=host, port=port)
     except KeyboardInterrupt:
-        signal.signal(signal.SIGTERM, previous)
         return 130
     try:
+        # Before announcing: whoever reads the announcement may signal at once, and that signal
+        # must find the supervisor's handlers, not the start-up ones.
+        supervisor.handle_signals()
         if as_json:
             sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
             sys.stdout.flush()
@@ -256,7 +277,6 @@ def up(*, data_dir: Path, host: str, port: int, as_json: bool) -> int:
     except KeyboardInterrupt:
         supervisor.stop()
         return 130
-    # From here SIGINT and SIGTERM only ask the supervisor to stop everything (its own handlers).
     return supervisor.wait_until_signalled()
 
 
@@ -354,14 +374,38 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def free_port_block(size: int = PORTS_PER_INSTANCE) -> int:
-    """A base port such that ``base … base+size-1`` are all free on loopback right now."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + size < 65_000 and all(_is_free(base + offset) for offset in range(size)):
+    """A base port such that ``base … base+size-1`` are all free on loopback right now.
+
+    Chosen below the kernel's ephemeral range, never from it: a port from that range can become
+    the local port of any outgoing connection on the machine between this check and the server's
+    bind, and the server then fails to start. Blocks handed out earlier by this process are
+    avoided as well, since their servers may not have bound them yet.
+    """
+    low = _ephemeral_range()[0]
+    top = low - size
+    if top <= LISTEN_PORTS_FROM:
+        raise RuntimeError(f"no room for listening ports below the ephemeral range (it starts at {low})")
+    for _ in range(500):
+        base = _CHOOSER.randrange(LISTEN_PORTS_FROM, top)
+        block = set(range(base, base + size))
+        if not block & _HANDED_OUT and all(_is_free(port) for port in block):
+            _HANDED_OUT.update(block)
             return base
     raise RuntimeError("no free block of loopback ports")
+
+
+def free_port() -> int:
+    """One free loopback port for a server about to start (see ``free_port_block``)."""
+    return free_port_block(1)
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux's default elsewhere)."""
+    try:
+        low, high = (int(part) for part in EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return 32_768, 60_999
+    return low, high
 
 
 def _is_free(port: int) -> bool:

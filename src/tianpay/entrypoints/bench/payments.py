@@ -15,7 +15,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from tianpay.adapters.db.engine import make_engine
 from tianpay.bootstrap import Container, build_container
 from tianpay.config import Settings
 from tianpay.domain.money import Money
+from tianpay.entrypoints.launcher import free_port
 from tianpay.services import members, payments, wallet
 from tianpay.services.merchants import KeyRequest, KeyTools, NewMerchant, create_merchant
 
@@ -120,7 +120,7 @@ def _platform_half(
             _ = container.platform_key
         finally:
             container.close()
-        ports = [_free_port() for _ in range(serve_workers)]
+        ports = [free_port() for _ in range(serve_workers)]
         say(f"starting {serve_workers} serve process(es) …")
         serve_cpu: list[float] = []
         with _serving(database.url, workdir, ports, serve_cpu) as pids:
@@ -211,11 +211,6 @@ def _fund(container: Container, member_id: str) -> None:
         bank_reference=f"bench-{attempt.id}", amount=Money.cny(FUNDING_MINOR),
     )
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager
