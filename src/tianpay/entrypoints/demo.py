@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -34,7 +35,7 @@ from tianpay.entrypoints.demo_acquiring import acquiring_tables, play_direct_deb
 from tianpay.entrypoints.demo_clearing import ClearingDayError, clearing_tables, play_clearing_day
 from tianpay.entrypoints.demo_payer import Leaves, Payer, PayerStuck
 from tianpay.entrypoints.demo_receiver import MerchantSite
-from tianpay.entrypoints.launcher import Supervisor, bring_up, free_port_block
+from tianpay.entrypoints.launcher import Supervisor, bring_up, free_port_block, interrupt
 from tianpay.entrypoints.pos_terminal import TerminalError
 from tianpay.services.ledger import verify_ledger
 from tianpay.services.merchants import set_webhook_url
@@ -473,6 +474,10 @@ def run_demo(*, data_dir: Path | None, keep: bool, port: int, timeout_s: float =
     # Wide enough for the table when the output is a pipe or a file; no emoji codes (":B:" is one).
     console = Console(width=None if sys.stdout.isatty() else 160, highlight=False, emoji=False)
     started = time.monotonic()
+    # Ctrl-C (and SIGTERM) stop the tour and its processes through KeyboardInterrupt, even when the
+    # demo was started with SIGINT ignored, which Python would otherwise keep (docs/deploy.md).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
     directory = data_dir or Path(tempfile.mkdtemp(prefix="tianpay-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
     passed = False

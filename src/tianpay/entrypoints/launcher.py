@@ -164,7 +164,8 @@ class Supervisor:
         return 0
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
+def interrupt(_signum: int, _frame: object) -> None:
+    """A signal handler that turns SIGINT or SIGTERM into KeyboardInterrupt, as Ctrl-C is by default."""
     raise KeyboardInterrupt
 
 
@@ -260,7 +261,7 @@ def up(*, data_dir: Path, host: str, port: int, as_json: bool) -> int:
     # KeyboardInterrupt, which ``bring_up`` answers by stopping them before it lets go. Both are
     # installed here, not inherited: a SIGINT that arrived ignored would otherwise stay ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _interrupt)
+        signal.signal(signum, interrupt)
     try:
         supervisor, summary = bring_up(data_dir=data_dir, host=host, port=port)
     except KeyboardInterrupt:
