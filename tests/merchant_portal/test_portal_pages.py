@@ -341,6 +341,8 @@ def test_the_balance_page_lists_settlements_whose_statement_downloads_as_the_api
     assert statement.headers["content-type"].startswith("text/csv")
     assert statement.text == from_api.text
     assert signed_in.get("/merchant/statements/2001-01-01.csv").status_code == 404
+    # The same day spelled without dashes is no date of ours, not a second link to the statement.
+    assert signed_in.get(f"/merchant/statements/{today:%Y%m%d}.csv").status_code == 404
 
 
 def test_the_pages_speak_english_when_asked_and_remember_it(browser: PortalBrowser) -> None:

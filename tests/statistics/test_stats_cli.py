@@ -33,3 +33,19 @@ def test_verify_names_missing_figures_and_a_rebuild_makes_them_match(shop: Shop,
     assert isinstance(rebuilt["rows"], int)
     assert rebuilt["rows"] > 0
     assert stats("verify", tmp_path, db_url) == (0, {"ok": True, "differences": []})
+
+
+def test_every_date_option_takes_yyyy_mm_dd_only_and_refuses_before_touching_the_database(tmp_path: Path) -> None:
+    # `date.fromisoformat` would read 20261127 and 2026-W48-5 as days; a typo must not pick a date.
+    commands = [
+        ["stats", "verify", "--from", "20261127"],
+        ["stats", "rebuild", "--to", "2026-W48-5"],
+        ["settle", "--date", "2026-11-31"],
+        ["reconcile", "--bank", "HBB", "--date", "27/11/2026"],
+    ]
+    for argv in commands:
+        data_dir = tmp_path / argv[0] / argv[1]
+        result = runner.invoke(app, [*argv, "--data-dir", str(data_dir)])
+        assert result.exit_code == 2, (argv, result.output)
+        assert "a date as YYYY-MM-DD" in result.output
+        assert not data_dir.exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,6 +18,7 @@ from rich.console import Console
 
 from tianpay.bootstrap import Container, build_container
 from tianpay.config import Settings
+from tianpay.entrypoints.iso_dates import DATE_FORMAT, parse_iso_date
 from tianpay.services.ledger import verify_ledger
 
 if TYPE_CHECKING:
@@ -35,6 +37,19 @@ DataDir = Annotated[
     typer.Option("--data-dir", envvar="TIANPAY_DATA_DIR", help="Where the embedded database and keys live."),
 ]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print one JSON line for scripts.")]
+
+
+def _iso_date(text: str) -> date:
+    """A date option: YYYY-MM-DD only, as in the API (``20261127`` or a week date is refused, not guessed)."""
+    parsed = parse_iso_date(text)
+    if parsed is None:
+        raise typer.BadParameter(DATE_FORMAT)
+    return parsed
+
+
+BusinessDate = Annotated[
+    date, typer.Option("--date", parser=_iso_date, help="The business date (YYYY-MM-DD, Shanghai).")
+]
 DEFAULT_DATA_DIR = Path("tianpay-data")
 
 
@@ -624,23 +639,18 @@ def pos_settle(
 
 @app.command("settle")
 def settle_command(
-    business_date: Annotated[str, typer.Option("--date", help="The business date to settle (YYYY-MM-DD, Shanghai).")],
+    day: BusinessDate,
     merchant_id: Annotated[str | None, typer.Option("--merchant", help="Only this merchant (default: all).")] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     as_json: JsonOutput = False,
 ) -> None:
     """Settle a business date now: every bank's reconciliation of it must have finished (T+N aside)."""
-    from datetime import date
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from tianpay.domain.errors import DomainError
     from tianpay.services.settlement import ReconciliationUnfinished, SettleReport, settle_date
 
-    try:
-        day = date.fromisoformat(business_date)
-    except ValueError:
-        raise typer.BadParameter("a date as YYYY-MM-DD", param_hint="--date") from None
     container = open_container(data_dir)
     try:
         required = container.channels.statement_banks()
@@ -779,8 +789,12 @@ def merchant_settlement(
 
 stats_app = typer.Typer(no_args_is_help=True, help="Daily payment statistics (the aggregates)")
 app.add_typer(stats_app, name="stats")
-DateFrom = Annotated[str | None, typer.Option("--from", help="First business date, YYYY-MM-DD (Shanghai).")]
-DateTo = Annotated[str | None, typer.Option("--to", help="Last business date, included (default: today).")]
+DateFrom = Annotated[
+    date | None, typer.Option("--from", parser=_iso_date, help="First business date, YYYY-MM-DD (Shanghai).")
+]
+DateTo = Annotated[
+    date | None, typer.Option("--to", parser=_iso_date, help="Last business date, included (default: today).")
+]
 
 
 @stats_app.command("rebuild")
@@ -788,22 +802,16 @@ def stats_rebuild(
     first: DateFrom = None, last: DateTo = None, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonOutput = False
 ) -> None:
     """Recompute the stored daily figures of a date range (default: everything) from the payments."""
-    from datetime import date
 
     from tianpay.domain.errors import DomainError
     from tianpay.domain.statistics import business_date_of
     from tianpay.services.statistics import rebuild_statistics
 
-    try:
-        first_day = None if first is None else date.fromisoformat(first)
-        last_day = None if last is None else date.fromisoformat(last)
-    except ValueError:
-        raise typer.BadParameter("dates as YYYY-MM-DD", param_hint="--from/--to") from None
     container = open_container(data_dir)
     try:
         today = business_date_of(container.clock.now())
         with console.status("rebuilding the daily statistics", spinner="dots"):
-            rows = rebuild_statistics(container.uow, first_day, last_day, today)
+            rows = rebuild_statistics(container.uow, first, last, today)
     except DomainError as exc:
         if as_json:
             emit_json({"ok": False, "error": exc.code, "message": exc.message})
@@ -823,18 +831,15 @@ def stats_verify(
     first: DateFrom = None, last: DateTo = None, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonOutput = False
 ) -> None:
     """Compare the stored daily figures with a full scan (default: the last 31 days); exit 1 on a difference."""
-    from datetime import date, timedelta
+    from datetime import timedelta
 
     from tianpay.domain.statistics import business_date_of
     from tianpay.services.statistics import verify_statistics
 
     container = open_container(data_dir)
     try:
-        try:
-            end = business_date_of(container.clock.now()) if last is None else date.fromisoformat(last)
-            start = end - timedelta(days=30) if first is None else date.fromisoformat(first)
-        except ValueError:
-            raise typer.BadParameter("dates as YYYY-MM-DD", param_hint="--from/--to") from None
+        end = business_date_of(container.clock.now()) if last is None else last
+        start = end - timedelta(days=30) if first is None else first
         differences = verify_statistics(container.uow, start, end)
     finally:
         container.close()
@@ -853,12 +858,11 @@ def stats_verify(
 @app.command("reconcile")
 def reconcile_command(
     bank: Annotated[str, typer.Option("--bank", help="The bank whose statement to reconcile (HBB, JHB, BCB, TCS).")],
-    business_date: Annotated[str, typer.Option("--date", help="The business date (YYYY-MM-DD, Shanghai).")],
+    day: BusinessDate,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     as_json: JsonOutput = False,
 ) -> None:
     """Download, import and reconcile one bank's statement of one date; rerunning it changes nothing."""
-    from datetime import date
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -867,10 +871,6 @@ def reconcile_command(
     from tianpay.entrypoints.worker import default_worker_id
     from tianpay.services.reconciliation import RunReport, reconcile
 
-    try:
-        day = date.fromisoformat(business_date)
-    except ValueError:
-        raise typer.BadParameter("a date as YYYY-MM-DD", param_hint="--date") from None
     container = open_container(data_dir)
     try:
         with Progress(TextColumn("reconciling {task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from contextlib import suppress
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -33,6 +34,7 @@ from tianpay.domain.statistics import business_date_of
 from tianpay.entrypoints.api.deps import ContainerDep, get_container
 from tianpay.entrypoints.api.refunds import requery_policy
 from tianpay.entrypoints.api.settlements import statement_csv
+from tianpay.entrypoints.iso_dates import DATE_FORMAT, parse_iso_date
 from tianpay.entrypoints.web import charts
 from tianpay.entrypoints.web.pages import (
     Page,
@@ -315,10 +317,12 @@ def balance_page(request: Request, container: ContainerDep, page: PortalPage) ->
 @router.get("/statements/{business_date}.csv")
 def statement_download(container: ContainerDep, page: PortalPage, business_date: str) -> Response:
     """The same CSV as ``GET /v1/statements/{date}``, for a person rather than a program."""
-    try:
-        day = date.fromisoformat(business_date)
-        found = settlement.statement_of(container.uow, page.principal.user.merchant_id, day)
-    except (ValueError, NotFound):
+    day = parse_iso_date(business_date)
+    found = None
+    if day is not None:
+        with suppress(NotFound):
+            found = settlement.statement_of(container.uow, page.principal.user.merchant_id, day)
+    if found is None or day is None:
         return Response("no statement for that date", status_code=404, media_type="text/plain")
     return Response(
         statement_csv(found).encode("utf-8"),
@@ -495,10 +499,9 @@ def _day_start(text: str | None, param: str, plus_days: int) -> datetime | None:
     # Dates are Shanghai calendar dates (docs/clearing.md); "to" is inclusive, so it ends a day later.
     if not text:
         return None
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise portal.InvalidSearch("a date as YYYY-MM-DD", param=param) from None
+    day = parse_iso_date(text)
+    if day is None:
+        raise portal.InvalidSearch(DATE_FORMAT, param=param)
     return datetime.combine(day + timedelta(days=plus_days), time(), SHANGHAI).astimezone(UTC)
 
 
