@@ -220,3 +220,29 @@ def test_schedule_terms_are_checked(
     with pytest.raises(InvalidSchedule):
         debit_schedules.create_schedule(uow_factory, clock, ids, merchant_id=merchant, mandate_id=mandate.id,
                                         day_of_month=3, amount=Money.cny(20_001), subject="x")
+
+
+def test_a_period_refused_before_the_bank_is_recorded_and_told_to_the_merchant(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    tools: MemberTools, bank_world: BankWorld, merchant: str, mandate: Mandate,
+) -> None:
+    schedule = debit_schedules.create_schedule(uow_factory, clock, ids, merchant_id=merchant, mandate_id=mandate.id,
+                                               day_of_month=2, amount=Money.cny(5_000), subject="物业费")
+    clock.set(next_month_day(clock, 2))
+    period = f"{business_date(clock.now()):%Y-%m}"
+    # The merchant's own debits used the whole month's 300.00 before the schedule's day.
+    for number, amount_minor in (("manual-1", 20_000), ("manual-2", 10_000)):
+        mandates.debit(uow_factory, clock, ids, channels, tools.cipher, SETTINGS, merchant_id=merchant,
+                       mandate_id=mandate.id, out_trade_no=number, amount=Money.cny(amount_minor), subject="燃气费")
+    transfers_before = jhb_transfers(bank_world)
+
+    assert run(uow_factory, clock, ids, channels, tools) == 1
+    assert run(uow_factory, clock, ids, channels, tools) == 0
+    assert jhb_transfers(bank_world) == transfers_before
+    with uow_factory() as uow:
+        assert uow.debit_schedules.run_of(schedule.id, period) == (RunStatus.REFUSED, None, "mandate_limit_exceeded")
+    notices = [json.loads(payload)["data"] for kind, payload in queued_events(uow_factory, merchant)
+               if kind == "debit_schedule.missed"]
+    assert [(n["schedule_id"], n["period"], n["status"], n["failure_code"], n["payment_id"]) for n in notices] == [
+        (schedule.id, period, "refused", "mandate_limit_exceeded", None)
+    ]

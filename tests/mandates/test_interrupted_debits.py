@@ -5,6 +5,8 @@ already has an attempt is returned as it is and never sent again.
 
 The crash is simulated by doing what the first call did before it died: creating the payment
 through the payment service with the request ``mandates.debit`` builds, and not calling the bank.
+Older code also recorded the debit against the mandate before the attempt; that state is built by
+inserting the ``mandate_debits`` row it wrote.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from tests.payments.conftest import assert_ledger_sound
 from tianpay.adapters.clock import SettableClock
 from tianpay.adapters.ids import UlidGenerator
 from tianpay.channels.registry import ChannelRegistry
-from tianpay.domain.mandate import Mandate, MandateNotActive
+from tianpay.domain.errors import Conflict
+from tianpay.domain.mandate import Mandate, MandateLimitExceeded, MandateNotActive, debit_period
 from tianpay.domain.money import Money
 from tianpay.domain.payment import AttemptStatus, Payment, PaymentMethod, PaymentRequest, PaymentStatus
+from tianpay.ports.mandates import MandateDebit
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
 from tianpay.services import mandates
 from tianpay.services import payments as payment_service
@@ -45,6 +49,21 @@ def created_then_crashed(uow_factory: UnitOfWorkFactory, clock: SettableClock, i
     created = payment_service.create_payment(uow_factory, clock, ids, request)
     assert (created.replayed, created.payment.status) == (False, PaymentStatus.CREATED)
     return created.payment
+
+
+def recorded_by_old_code(uow_factory: UnitOfWorkFactory, clock: SettableClock, payment: Payment,
+                         mandate: Mandate) -> MandateDebit:
+    """The debit record the older code committed before the attempt it never got to create."""
+    record = MandateDebit(payment.id, mandate.id, debit_period(clock.now()), payment.amount.minor, clock.now())
+    with uow_factory() as uow:
+        uow.mandates.add_debit(record)
+        uow.commit()
+    return record
+
+
+def month_total(uow_factory: UnitOfWorkFactory, clock: SettableClock, mandate: Mandate) -> int:
+    with uow_factory() as uow:
+        return uow.mandates.month_total_minor(mandate.id, debit_period(clock.now()))
 
 
 def debit_again(uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
@@ -184,3 +203,79 @@ def test_a_repeat_of_a_debit_that_used_most_of_the_month_returns_it_instead_of_r
     after_revocation = debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-big", 20_000)
     assert after_revocation.payment.id == first.payment.id
     assert jhb_transfers(bank_world) == transfers_before
+
+
+def test_a_retry_reuses_the_debit_record_older_code_left_without_an_attempt(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    tools: MemberTools, bank_world: BankWorld, merchant: str, mandate: Mandate,
+) -> None:
+    # Another debit this month already took 100.00 of the month's 300.00.
+    other = debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-other", 10_000)
+    assert other.payment.status is PaymentStatus.SUCCEEDED
+    stranded = created_then_crashed(uow_factory, clock, ids, merchant, mandate, "gas-recorded", 20_000)
+    record = recorded_by_old_code(uow_factory, clock, stranded, mandate)
+    clock.advance(timedelta(minutes=5))
+    transfers_before = jhb_transfers(bank_world)
+
+    # 100.00 + 200.00 fills the month exactly: counting the stranded debit's own record a second time
+    # would refuse it, and inserting the record again would break on its primary key.
+    retried = debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-recorded", 20_000)
+    assert (retried.replayed, retried.payment.id, retried.payment.status) == (True, stranded.id,
+                                                                               PaymentStatus.SUCCEEDED)
+    assert jhb_transfers(bank_world) == transfers_before + 1
+    assert attempts_of(uow_factory, stranded.id) == [AttemptStatus.SUCCEEDED]
+    with uow_factory() as uow:
+        assert uow.mandates.debit_of(stranded.id) == record
+    assert month_total(uow_factory, clock, mandate) == 30_000
+
+    # The other payment's debit and this one's still count in full: the month has no room left.
+    with pytest.raises(MandateLimitExceeded):
+        debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-third", 100)
+    again = debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-recorded", 20_000)
+    assert (again.replayed, again.payment.status) == (True, PaymentStatus.SUCCEEDED)
+    assert jhb_transfers(bank_world) == transfers_before + 1
+    assert_ledger_sound(uow_factory)
+
+
+def test_a_stranded_debit_record_holds_its_share_of_the_month_against_other_debits(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    tools: MemberTools, bank_world: BankWorld, merchant: str, mandate: Mandate,
+) -> None:
+    stranded = created_then_crashed(uow_factory, clock, ids, merchant, mandate, "gas-held", 20_000)
+    recorded_by_old_code(uow_factory, clock, stranded, mandate)
+    transfers_before = jhb_transfers(bank_world)
+
+    # Until the stranded payment closes, its 200.00 may still move: a different debit of 150.00 would
+    # pass the month's 300.00 and is refused before the bank.
+    with pytest.raises(MandateLimitExceeded):
+        debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-newer", 15_000)
+    retried = debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-held", 20_000)
+    assert retried.payment.status is PaymentStatus.SUCCEEDED
+    assert jhb_transfers(bank_world) == transfers_before + 1
+
+    # A record of another debit that no longer fits stops the repeat before the bank, as any debit.
+    crowded = created_then_crashed(uow_factory, clock, ids, merchant, mandate, "gas-crowded", 15_000)
+    recorded_by_old_code(uow_factory, clock, crowded, mandate)
+    with pytest.raises(MandateLimitExceeded):
+        debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-crowded", 15_000)
+    assert payment_service.find_payment(uow_factory, merchant, crowded.id).status is PaymentStatus.CLOSED
+    assert attempts_of(uow_factory, crowded.id) == []
+    assert jhb_transfers(bank_world) == transfers_before + 1
+    assert_ledger_sound(uow_factory)
+
+
+def test_a_debit_record_that_does_not_match_its_payment_is_never_sent_to_the_bank(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    tools: MemberTools, bank_world: BankWorld, merchant: str, mandate: Mandate,
+) -> None:
+    stranded = created_then_crashed(uow_factory, clock, ids, merchant, mandate, "gas-odd", 2_000)
+    with uow_factory() as uow:
+        uow.mandates.add_debit(MandateDebit(stranded.id, mandate.id, debit_period(clock.now()), 2_500, clock.now()))
+        uow.commit()
+    transfers_before = jhb_transfers(bank_world)
+
+    with pytest.raises(Conflict):
+        debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-odd", 2_000)
+    assert jhb_transfers(bank_world) == transfers_before
+    assert attempts_of(uow_factory, stranded.id) == []
+    assert payment_service.find_payment(uow_factory, merchant, stranded.id).status is PaymentStatus.CREATED

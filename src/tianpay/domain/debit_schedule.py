@@ -32,11 +32,18 @@ class AmountKind(enum.StrEnum):
 
 
 class RunStatus(enum.StrEnum):
-    """What became of one (schedule, period): claimed by a worker, then a payment or a refusal."""
+    """What became of one (schedule, period): claimed by a worker, then a payment or a refusal.
+
+    ``missed``: the period's payment closed (expired, or closed by the merchant) before it reached
+    the bank, because every worker was away longer than a payment lives. The schedule does not debit
+    the period again; the merchant is told (``debit_schedule.missed``) and may debit it itself
+    (docs/direct-debit.md).
+    """
 
     CLAIMED = "claimed"
     SUBMITTED = "submitted"
     REFUSED = "refused"
+    MISSED = "missed"
 
 
 class InvalidSchedule(DomainError):

@@ -28,6 +28,10 @@ class EventType(enum.StrEnum):
     PAYOUT_RETURNED = "payout.returned"
     MANDATE_ACTIVE = "mandate.active"
     MANDATE_REVOKED = "mandate.revoked"
+    # A scheduled debit's period that the schedule will not debit (refused before the bank, or its
+    # payment closed unsent); not in DESIGN.md §6's first list, added under docs/webhooks.md's rule
+    # that merchants ignore types they do not know.
+    DEBIT_SCHEDULE_MISSED = "debit_schedule.missed"
     SETTLEMENT_PAID = "settlement.paid"
 
 

@@ -42,7 +42,10 @@ class DebitScheduleRepository(Protocol):
         ...
 
     def finish_run(self, schedule_id: str, period: str, status: RunStatus, *, payment_id: str | None,
-                   failure_code: str | None, now: datetime) -> None: ...
+                   failure_code: str | None, now: datetime) -> bool:
+        """Records the run's end, from ``claimed`` only; False when another worker finished it first
+        (a slow worker and the sweep that took its claim over both finish the same period)."""
+        ...
 
     def run_of(self, schedule_id: str, period: str) -> tuple[RunStatus, str | None, str | None] | None:
         """(status, payment id, failure code) of a period's run, if claimed."""

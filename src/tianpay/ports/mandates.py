@@ -34,8 +34,13 @@ class MandateRepository(Protocol):
 
     def add_debit(self, debit: MandateDebit) -> None: ...
 
-    def month_total_minor(self, mandate_id: str, period: str) -> int:
-        """The sum of the period's debits whose payment has not failed or closed."""
+    def debit_of(self, payment_id: str) -> MandateDebit | None:
+        """The debit recorded for ``payment_id``, if one was (a payment is recorded at most once)."""
+        ...
+
+    def month_total_minor(self, mandate_id: str, period: str, *, excluding_payment_id: str | None = None) -> int:
+        """The sum of the period's debits whose payment has not failed or closed, leaving out
+        ``excluding_payment_id``'s own debit (a repeat must not count its debit twice)."""
         ...
 
     def due_for_expiry(self, today_iso: str, *, limit: int) -> Sequence[Mandate]: ...

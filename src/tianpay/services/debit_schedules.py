@@ -6,6 +6,10 @@ asked (DESIGN.md §7: persist intent → commit → call the bank); a second wor
 nothing and it moves on. The debit itself goes through ``services.mandates.debit`` with an
 ``out_trade_no`` derived from the claim, so even a replayed run is a replay, never a second debit.
 A bank's refusal (insufficient funds) fails the payment, which sends ``payment.failed``.
+
+A period the schedule gives up on without the bank's answer is never dropped silently: refused before
+the bank, or ``missed`` (its payment closed before any worker got it to the bank), it is recorded so
+and the merchant gets one ``debit_schedule.missed``. The schedule does not debit that period again.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from tianpay.domain.debit_schedule import (
 from tianpay.domain.errors import DomainError, NotFound
 from tianpay.domain.mandate import MandateNotActive, MandateStatus, business_date
 from tianpay.domain.money import Money
-from tianpay.domain.notifications import iso_utc
+from tianpay.domain.notifications import EventType, iso_utc
+from tianpay.domain.payment import Payment, PaymentStatus
 from tianpay.ports.channels import DirectDebitDirectory
 from tianpay.ports.clock import Clock, IdGenerator
 from tianpay.ports.debit_schedules import StaleClaim
@@ -234,14 +239,61 @@ def _debit(
         log.info("debit_schedule.refused", schedule_id=schedule.id, period=due.period, code=refused.code)
         _finish(uow_factory, clock, due, RunStatus.REFUSED, payment_id=None, failure_code=refused.code)
         return
+    missed = _missed_because(uow_factory, created.payment, clock.now())
+    if missed is not None:
+        log.warning("debit_schedule.missed", schedule_id=schedule.id, period=due.period,
+                    payment_id=created.payment.id, code=missed)
+        _finish(uow_factory, clock, due, RunStatus.MISSED, payment_id=created.payment.id, failure_code=missed)
+        return
     log.info("debit_schedule.debited", schedule_id=schedule.id, period=due.period,
              payment_id=created.payment.id, status=created.payment.status.value)
     _finish(uow_factory, clock, due, RunStatus.SUBMITTED, payment_id=created.payment.id, failure_code=None)
 
 
+def _missed_because(uow_factory: UnitOfWorkFactory, payment: Payment, now: datetime) -> str | None:
+    """Why the period's payment ended (or will end) without ever reaching the bank, or None when it
+    reached the bank or still may.
+
+    Only a worker that died after creating the payment leaves one unsent, and only a sweep that came
+    after the payment's expiry finds it so: closed by the expiry job, or still ``created`` but past its
+    time (``services.mandates`` never starts it then, and the expiry job will close it).
+    """
+    if payment.status is PaymentStatus.CREATED and not payment.is_expired_at(now):
+        return None
+    if payment.status not in (PaymentStatus.CREATED, PaymentStatus.CLOSED):
+        return None
+    with uow_factory() as uow:
+        if uow.payments.attempts_of(payment.id):
+            return None
+    return "payment_expired" if payment.is_expired_at(now) else "payment_closed"
+
+
 def _finish(uow_factory: UnitOfWorkFactory, clock: Clock, due: DueDebit, status: RunStatus, *,
             payment_id: str | None, failure_code: str | None) -> None:
+    """Records the period's end; one the schedule gives up on is told to the merchant in the same
+    unit of work, so the record and the notification exist together or not at all, and only once."""
     with uow_factory() as uow:
-        uow.debit_schedules.finish_run(due.schedule.id, due.period, status, payment_id=payment_id,
-                                       failure_code=failure_code, now=clock.now())
+        finished = uow.debit_schedules.finish_run(due.schedule.id, due.period, status, payment_id=payment_id,
+                                                  failure_code=failure_code, now=clock.now())
+        if finished and status in (RunStatus.REFUSED, RunStatus.MISSED):
+            uow.outbox.add_event(due.schedule.merchant_id, EventType.DEBIT_SCHEDULE_MISSED,
+                                 run_view(due, status, payment_id=payment_id, failure_code=failure_code))
         uow.commit()
+
+
+def run_view(
+    due: DueDebit, status: RunStatus, *, payment_id: str | None, failure_code: str | None
+) -> dict[str, object]:
+    """A period's run as the merchant sees it (the data of ``debit_schedule.missed``)."""
+    return {
+        "object": "debit_schedule_run",
+        "schedule_id": due.schedule.id,
+        "mandate_id": due.schedule.mandate_id,
+        "period": due.period,
+        "out_trade_no": out_trade_no_of(due.schedule.id, due.period),
+        "amount": due.amount.minor,
+        "currency": due.amount.currency.code,
+        "status": status.value,
+        "payment_id": payment_id,
+        "failure_code": failure_code,
+    }

@@ -17,7 +17,7 @@ import structlog
 
 from tianpay.domain import ids as id_prefixes
 from tianpay.domain.card_binding import BIN_BANKS, check_card_number, check_sms_code
-from tianpay.domain.errors import DomainError, NotFound
+from tianpay.domain.errors import Conflict, DomainError, NotFound
 from tianpay.domain.mandate import (
     Mandate,
     MandateEvent,
@@ -247,6 +247,12 @@ def _start(
     between for a crash to strand. The attempt's id is the request number the bank sees, so the bank
     is asked under one number only. A payment past its expiry is left to the expiry job, which
     closes it and sends ``payment.closed``.
+
+    Older code committed the debit record before the attempt, so a crash between the two left a
+    payment ``created`` with its debit already recorded. That record is this payment's own and is
+    reused as it stands (same period, not counted twice against the limit); another payment's debit
+    in the same month still counts in full, so the record of one payment never makes room for a
+    second debit.
     """
     with uow_factory() as uow:
         locked = uow.mandates.get_for_update(mandate_id)
@@ -255,13 +261,23 @@ def _start(
         now = clock.now()
         if payment is None or payment.is_expired_at(now):
             return None
+        recorded = uow.mandates.debit_of(payment_id)
+        if recorded is not None and (recorded.mandate_id, recorded.amount_minor) != (mandate_id, amount.minor):
+            # The payment's fingerprint fixes its mandate and amount, so this record cannot be reached
+            # through the API; it is left for an operator rather than debited on a guess.
+            raise Conflict(f"payment {payment_id} is recorded against another debit", param="out_trade_no")
+        period = debit_period(now) if recorded is None else recorded.period
         try:
-            _check_within(uow, locked, amount, now)
+            _check_within(uow, locked, amount, now, period=period, excluding_payment_id=payment_id)
         except DomainError as refused:
             payment_service.close_unstarted(uow, clock, payment, cause=f"refused before the bank: {refused.code}")
             uow.commit()
             raise
-        uow.mandates.add_debit(MandateDebit(payment_id, mandate_id, debit_period(now), amount.minor, now))
+        if recorded is None:
+            uow.mandates.add_debit(MandateDebit(payment_id, mandate_id, period, amount.minor, now))
+        else:
+            log.info("mandate.debit_record_reused", mandate_id=mandate_id, payment_id=payment_id,
+                     period=recorded.period)
         attempt = payment_service.add_attempt(uow, clock, ids, payment, channel=f"{locked.bank}:direct_debit",
                                               bank=locked.bank)
         uow.commit()
@@ -320,8 +336,15 @@ def get_mandate(uow_factory: UnitOfWorkFactory, mandate_id: str, *, merchant_id:
     return mandate
 
 
-def _check_within(uow: UnitOfWork, mandate: Mandate, amount: Money, now: datetime) -> None:
-    month_total = Money.cny(uow.mandates.month_total_minor(mandate.id, debit_period(now)))
+def _check_within(
+    uow: UnitOfWork, mandate: Mandate, amount: Money, now: datetime, *, period: str | None = None,
+    excluding_payment_id: str | None = None,
+) -> None:
+    """Refuses the debit unless the mandate allows ``amount`` in ``period`` (this month by default),
+    over the period's other debits (all of them but ``excluding_payment_id``'s own)."""
+    month_total = Money.cny(uow.mandates.month_total_minor(
+        mandate.id, period or debit_period(now), excluding_payment_id=excluding_payment_id,
+    ))
     check_debit(mandate, amount, month_total, now)
 
 

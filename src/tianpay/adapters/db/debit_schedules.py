@@ -89,13 +89,14 @@ class SqlDebitScheduleRepository:
         return self._connection.execute(stmt).first() is not None
 
     def finish_run(self, schedule_id: str, period: str, status: RunStatus, *, payment_id: str | None,
-                   failure_code: str | None, now: datetime) -> None:
+                   failure_code: str | None, now: datetime) -> bool:
         r = debit_schedule_runs.c
-        self._connection.execute(
+        result = self._connection.execute(
             update(debit_schedule_runs)
-            .where(r.schedule_id == schedule_id, r.period == period)
+            .where(r.schedule_id == schedule_id, r.period == period, r.status == RunStatus.CLAIMED.value)
             .values(status=status.value, payment_id=payment_id, failure_code=failure_code, updated_at=now)
         )
+        return result.rowcount == 1
 
     def run_of(self, schedule_id: str, period: str) -> tuple[RunStatus, str | None, str | None] | None:
         r = debit_schedule_runs.c

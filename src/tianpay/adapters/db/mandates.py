@@ -53,7 +53,15 @@ class SqlMandateRepository:
             )
         )
 
-    def month_total_minor(self, mandate_id: str, period: str) -> int:
+    def debit_of(self, payment_id: str) -> MandateDebit | None:
+        row = self._connection.execute(
+            select(mandate_debits).where(mandate_debits.c.payment_id == payment_id)
+        ).first()
+        if row is None:
+            return None
+        return MandateDebit(row.payment_id, row.mandate_id, row.period, int(row.amount_minor), row.created_at)
+
+    def month_total_minor(self, mandate_id: str, period: str, *, excluding_payment_id: str | None = None) -> int:
         query = (
             select(func.coalesce(func.sum(mandate_debits.c.amount_minor), 0))
             .select_from(mandate_debits.join(payments, payments.c.id == mandate_debits.c.payment_id))
@@ -63,6 +71,8 @@ class SqlMandateRepository:
                 payments.c.status.not_in(_NOT_COUNTED),
             )
         )
+        if excluding_payment_id is not None:
+            query = query.where(mandate_debits.c.payment_id != excluding_payment_id)
         return int(self._connection.execute(query).scalar_one())
 
     def due_for_expiry(self, today_iso: str, *, limit: int) -> Sequence[Mandate]:
