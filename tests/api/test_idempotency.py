@@ -4,13 +4,13 @@ a failed create leaves the key free, and concurrent duplicates end with exactly 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 
+from tests.lock_waits import wait_until_sessions_wait_on_locks
 from tianpay.adapters.db.tables import idempotency_records, ledger_accounts
 from tianpay.domain.errors import DomainError, IdempotencyConflict
 from tianpay.domain.ledger import AccountSpec, AccountType
@@ -183,24 +183,6 @@ class _HeldOpen(_InThread):
         super().__init__(work)
 
 
-def _wait_until_a_session_waits_on_a_lock(engine: Engine) -> None:
-    """Polls pg_stat_activity until another session of this database is waiting on a lock.
-
-    The deadline only keeps a broken build from hanging; nothing is asserted about how long it took.
-    """
-    with engine.connect() as connection:
-        for _ in range(6000):
-            waiting = connection.execute(text(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-            )).scalar_one()
-            connection.rollback()
-            if waiting:
-                return
-            time.sleep(0.01)
-    raise AssertionError("the second request never waited on the first one's claim")
-
-
 @pytest.fixture
 def pg_uow_factory(uow_factory: UnitOfWorkFactory, engine: Engine) -> UnitOfWorkFactory:
     if engine.dialect.name != "postgresql":
@@ -214,7 +196,7 @@ def test_a_repeat_that_arrives_while_the_first_is_open_waits_and_gets_the_first_
     first = _HeldOpen(pg_uow_factory, "T5", "acct:T5:first")
     first.claimed.wait()
     second = _InThread(lambda: _run(pg_uow_factory, "T5", {"amount": 1999}, "acct:T5:second"))
-    _wait_until_a_session_waits_on_a_lock(engine)
+    wait_until_sessions_wait_on_locks(engine)
     first.finish.set()
     won, repeated = first.join(), second.join()
     assert isinstance(won, StoredResponse), won
@@ -230,7 +212,7 @@ def test_a_changed_body_that_arrives_while_the_first_is_open_is_a_conflict_once_
     first = _HeldOpen(pg_uow_factory, "T6", "acct:T6:first")
     first.claimed.wait()
     second = _InThread(lambda: _run(pg_uow_factory, "T6", {"amount": 2000}, "acct:T6:second"))
-    _wait_until_a_session_waits_on_a_lock(engine)
+    wait_until_sessions_wait_on_locks(engine)
     first.finish.set()
     assert isinstance(first.join(), StoredResponse)
     assert isinstance(second.join(), IdempotencyConflict)
@@ -243,7 +225,7 @@ def test_a_repeat_waiting_on_a_first_request_that_fails_creates_the_resource_its
     first = _HeldOpen(pg_uow_factory, "T7", "acct:T7:first", fail=True)
     first.claimed.wait()
     second = _InThread(lambda: _run(pg_uow_factory, "T7", {"amount": 1999}, "acct:T7:second"))
-    _wait_until_a_session_waits_on_a_lock(engine)
+    wait_until_sessions_wait_on_locks(engine)
     first.finish.set()
     assert isinstance(first.join(), DomainError)
     taken_over = second.join()

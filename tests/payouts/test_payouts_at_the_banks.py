@@ -4,10 +4,13 @@ unclear answers resolved by query, bounces, concurrent dispatchers and idempoten
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import Engine
 
+from tests.lock_waits import overlapping_requests
 from tests.payouts.conftest import (
     LI_NA_JHB,
     MERCHANT_ID,
@@ -208,6 +211,41 @@ def test_a_repeated_request_names_the_first_payout_and_a_changed_one_is_a_confli
     with pytest.raises(IdempotencyConflict):
         payer.create(request("P-SAME", 5_001))
     assert available_minor(uow_factory) == 1_000_000 - 5_000
+
+
+def test_a_repeat_sent_while_the_first_request_is_still_open_names_the_first_payout(
+    payer: Payer, uow_factory: UnitOfWorkFactory, engine: Engine
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the overlap is observed through PostgreSQL's lock waits")
+    # One request stops at its insert with its idempotency claim uncommitted, and the other is seen
+    # waiting on that claim (without the claim it would reach the table's unique key instead).
+    answers = overlapping_requests(engine, "payouts", lambda: payouts.create_payout(
+        uow_factory, payer.clock, payer.ids, payer.channels, payer.tools.cipher, MERCHANT_ID, request("P-TWICE", 5_000)
+    ))
+
+    created = [answer for answer in answers if isinstance(answer, payouts.CreatedPayout)]
+    assert len(created) == 2, answers
+    assert len({c.payout.id for c in created}) == 1
+    assert sorted(c.replayed for c in created) == [False, True]
+    assert [p.id for p in payouts.list_payouts(uow_factory, MERCHANT_ID)[0]] == [created[0].payout.id]
+    assert available_minor(uow_factory) == 1_000_000 - 5_000
+    assert ledger_is_sound(uow_factory)
+
+
+def test_a_duplicate_out_payout_no_that_reaches_the_table_is_a_conflict_and_the_unit_of_work_rolls_back(
+    payer: Payer, uow_factory: UnitOfWorkFactory
+) -> None:
+    # The idempotency claim keeps this from happening through create_payout; the table's unique key is
+    # the backstop, and without a savepoint around the insert (docs/performance.md) the whole unit of
+    # work goes, on both databases, including what it wrote before the duplicate.
+    first = payer.create(request("P-1", 5_000))
+    with pytest.raises(Conflict) as raised, uow_factory() as uow:
+        uow.payouts.add(replace(first, id=payer.ids.new("pyo"), out_payout_no="P-2"))
+        uow.payouts.add(replace(first, id=payer.ids.new("pyo")))
+        uow.commit()
+    assert raised.value.param == "out_payout_no"
+    assert [p.id for p in payouts.list_payouts(uow_factory, MERCHANT_ID)[0]] == [first.id]
 
 
 def test_a_payout_the_balance_does_not_cover_is_refused_and_stores_nothing(

@@ -9,13 +9,16 @@ that agree with it.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import Engine
 
+from tests.lock_waits import overlapping_requests
 from tianpay.adapters.clock import SettableClock
 from tianpay.adapters.ids import UlidGenerator
-from tianpay.domain.errors import IdempotencyConflict
+from tianpay.domain.errors import Conflict, IdempotencyConflict
 from tianpay.domain.money import Money
 from tianpay.domain.payment import PaymentMethod, PaymentRequest
 from tianpay.domain.refund import PaymentNotRefundable, RefundExceedsPayment, RefundRequest, RefundStatus
@@ -206,6 +209,44 @@ def test_concurrent_refunds_that_together_exceed_the_payment_only_the_ones_that_
     assert platform.refunded_minor(payment.id) == 9_000
     assert len(list_refunds_for_payment(platform.uow_factory, MERCHANT_ID, payment.id)) == 3
     assert_ledger_sound(platform.uow_factory)
+
+
+def test_a_repeat_sent_while_the_first_request_is_still_open_names_the_first_refund_sent_once(
+    platform: Platform, banks: Banks, engine: Engine
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the overlap is observed through PostgreSQL's lock waits")
+    payment = paid_payment(platform.uow_factory, platform.clock, platform.ids, banks, platform.receiver,
+                           bank="HBB", amount_minor=5_000).payment
+    # One request stops at its insert with its idempotency claim uncommitted, and the other is seen
+    # waiting on that claim (without the claim it would reach the table's unique key instead).
+    answers = overlapping_requests(engine, "refunds", lambda: platform.refund(payment.id, "R-TWICE", 1_200))
+
+    created = [answer for answer in answers if isinstance(answer, CreatedRefund)]
+    assert len(created) == 2, answers
+    assert len({c.refund.id for c in created}) == 1
+    assert sorted(c.replayed for c in created) == [False, True]
+    assert platform.channels.submissions[created[0].refund.id] == 1
+    assert platform.refunded_minor(payment.id) == 1_200
+    assert len(list_refunds_for_payment(platform.uow_factory, MERCHANT_ID, payment.id)) == 1
+    assert_ledger_sound(platform.uow_factory)
+
+
+def test_a_duplicate_out_refund_no_that_reaches_the_table_is_a_conflict_and_the_unit_of_work_rolls_back(
+    platform: Platform, banks: Banks
+) -> None:
+    # The idempotency claim keeps this from happening through create_refund; the table's unique key is
+    # the backstop, and without a savepoint around the insert (docs/performance.md) the whole unit of
+    # work goes, on both databases, including what it wrote before the duplicate.
+    payment = paid_payment(platform.uow_factory, platform.clock, platform.ids, banks, platform.receiver,
+                           bank="HBB", amount_minor=5_000).payment
+    first = platform.refund(payment.id, "R1", 1_000).refund
+    with pytest.raises(Conflict) as raised, platform.uow_factory() as uow:
+        uow.refunds.add(replace(first, id=platform.ids.new("rfd"), out_refund_no="R2"))
+        uow.refunds.add(replace(first, id=platform.ids.new("rfd")))
+        uow.commit()
+    assert raised.value.param == "out_refund_no"
+    assert [r.id for r in list_refunds_for_payment(platform.uow_factory, MERCHANT_ID, payment.id)] == [first.id]
 
 
 def test_a_payment_that_has_not_succeeded_is_not_refundable(platform: Platform) -> None:

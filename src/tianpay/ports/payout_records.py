@@ -29,7 +29,12 @@ class PayoutTransition:
 
 class PayoutRepository(Protocol):
     def add(self, payout: Payout) -> None:
-        """Inserts a new payout; raises Conflict if the merchant already used its out_payout_no."""
+        """Inserts a new payout; raises Conflict if the merchant already used its out_payout_no.
+
+        After a Conflict the unit of work is spent (PostgreSQL has aborted its transaction): let the
+        error leave it so it rolls back. The idempotency claim made first keeps duplicates from
+        getting this far.
+        """
         ...
 
     def get(self, payout_id: str, *, merchant_id: str | None = None) -> Payout | None:

@@ -31,7 +31,12 @@ class RefundTransition:
 
 class RefundRepository(Protocol):
     def add(self, refund: Refund) -> None:
-        """Inserts a new refund; raises Conflict if the merchant already used its out_refund_no."""
+        """Inserts a new refund; raises Conflict if the merchant already used its out_refund_no.
+
+        After a Conflict the unit of work is spent (PostgreSQL has aborted its transaction): let the
+        error leave it so it rolls back. The idempotency claim made first keeps duplicates from
+        getting this far.
+        """
         ...
 
     def get(self, refund_id: str, *, merchant_id: str | None = None) -> Refund | None:

@@ -8,6 +8,7 @@ that was never established proves nothing reached HBB, and only that is NOT_SUBM
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
@@ -17,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 
 from tianpay.channels.hbb import mapping, signing, wire
 from tianpay.channels.hbb.config import HbbConfig
+from tianpay.channels.hbb.quickpay_wire import AccountEncryptor
 from tianpay.channels.hbb.signing import Clock, HbbVerifier, SignatureRejected, Signer
 from tianpay.channels.hbb.wire import AcpResult, WireError
 from tianpay.ports.channels import (
@@ -158,32 +160,68 @@ def _unknown(message: str) -> ChannelResult:
     return ChannelResult(Outcome.UNKNOWN, bank_message=message)
 
 
+@dataclass(frozen=True, slots=True)
+class HbbParts:
+    """What every HBB channel that takes part in payments is assembled from, checked once.
+
+    The platform's signer, HBB's verifier (trusting HBB's root CA), the HTTP client, and HBB's
+    encryption certificate, already known to chain to that root.
+    """
+
+    signer: Signer
+    verifier: HbbVerifier
+    http: httpx.Client
+    encryption_certificate: x509.Certificate
+
+    def encryptor(self) -> AccountEncryptor:
+        """The encryptor of card and account numbers for HBB (quick pay, payouts).
+
+        Built on demand rather than with the other parts: the online-banking channel sends no numbers,
+        and so does not ask that the encryption certificate hold an RSA key.
+        """
+        return AccountEncryptor(self.encryption_certificate)
+
+
+def hbb_parts_from_onboarding(
+    config: HbbConfig,
+    *,
+    http_client: httpx.Client | None = None,
+    clock: Clock | None = None,
+) -> HbbParts:
+    """The parts of an HBB channel from onboarding material; fails fast on keys or certificates that do not fit.
+
+    ``http_client`` lets tests and the composition root share or fake the transport; ``clock`` is
+    the time certificates are checked against. The client is made last, so a refused configuration
+    leaves none behind.
+    """
+    key = signing.load_private_key(config.signing_key_pem)
+    root = signing.load_certificate(config.hbb_root_ca_pem)
+    encryption_certificate = _checked_encryption_certificate(config.hbb_encryption_cert_pem, root)
+    signer = Signer(key, config.resolved_cert_id)
+    verifier = HbbVerifier([root], clock=clock)
+    http = http_client or httpx.Client(timeout=httpx.Timeout(config.timeout_s))
+    return HbbParts(signer=signer, verifier=verifier, http=http, encryption_certificate=encryption_certificate)
+
+
 def build_hbb_channel(
     config: HbbConfig,
     *,
     http_client: httpx.Client | None = None,
     clock: Clock | None = None,
 ) -> HbbChannel:
-    """Builds the HBB channel from onboarding material; fails fast on keys or certificates that do not fit.
-
-    ``http_client`` lets tests and the composition root share or fake the transport; ``clock`` is
-    the time certificates are checked against.
-    """
-    key = signing.load_private_key(config.signing_key_pem)
-    root = signing.load_certificate(config.hbb_root_ca_pem)
-    _check_encryption_certificate(config.hbb_encryption_cert_pem, root)
-    http = http_client or httpx.Client(timeout=httpx.Timeout(config.timeout_s))
+    """Builds the HBB channel from onboarding material (``hbb_parts_from_onboarding``, which fails fast)."""
+    parts = hbb_parts_from_onboarding(config, http_client=http_client, clock=clock)
     return HbbChannel(
         base_url=config.gateway_url,
         mer_id=config.mer_id,
-        signer=Signer(key, config.resolved_cert_id),
-        verifier=HbbVerifier([root], clock=clock),
-        http=http,
+        signer=parts.signer,
+        verifier=parts.verifier,
+        http=parts.http,
         clock=clock,
     )
 
 
-def _check_encryption_certificate(pem: str, root: x509.Certificate) -> None:
+def _checked_encryption_certificate(pem: str, root: x509.Certificate) -> x509.Certificate:
     # The encryption certificate will carry card numbers to HBB (card binding), so a certificate
     # that does not come from HBB's own root is refused now rather than trusted later.
     certificate = signing.load_certificate(pem)
@@ -191,3 +229,4 @@ def _check_encryption_certificate(pem: str, root: x509.Certificate) -> None:
         certificate.verify_directly_issued_by(root)
     except (ValueError, TypeError, InvalidSignature) as error:
         raise ValueError("HBB's encryption certificate does not chain to HBB's root CA") from error
+    return certificate

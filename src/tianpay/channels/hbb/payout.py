@@ -17,8 +17,8 @@ from typing import Final
 import httpx
 import structlog
 
-from tianpay.channels.hbb import mapping, signing, wire
-from tianpay.channels.hbb.client import ACK_OK, ACK_RETRY, HbbChannel, _check_encryption_certificate
+from tianpay.channels.hbb import mapping, wire
+from tianpay.channels.hbb.client import ACK_OK, ACK_RETRY, HbbChannel, hbb_parts_from_onboarding
 from tianpay.channels.hbb.config import HbbConfig
 from tianpay.channels.hbb.quickpay_wire import AccountEncryptor
 from tianpay.channels.hbb.signing import HbbVerifier, SignatureRejected, Signer
@@ -213,18 +213,14 @@ def build_hbb_payout_channel(
     clock: Callable[[], datetime] | None = None,
 ) -> HbbPayoutChannel:
     """Builds HBB's payout channel from onboarding material (like build_hbb_quick_pay_channel)."""
-    key = signing.load_private_key(config.signing_key_pem)
-    root = signing.load_certificate(config.hbb_root_ca_pem)
-    _check_encryption_certificate(config.hbb_encryption_cert_pem, root)
-    encryptor = AccountEncryptor(signing.load_certificate(config.hbb_encryption_cert_pem))
-    http = http_client or httpx.Client(timeout=httpx.Timeout(config.timeout_s))
+    parts = hbb_parts_from_onboarding(config, http_client=http_client, clock=clock)
     return HbbPayoutChannel(
         base_url=config.gateway_url,
         mer_id=config.mer_id,
-        signer=Signer(key, config.resolved_cert_id),
-        verifier=HbbVerifier([root], clock=clock),
-        http=http,
-        encryptor=encryptor,
+        signer=parts.signer,
+        verifier=parts.verifier,
+        http=parts.http,
+        encryptor=parts.encryptor(),
         notify_url=notify_url,
         clock=clock,
     )
