@@ -104,21 +104,32 @@ def _reserve(uow_factory: UnitOfWorkFactory) -> int:
         return uow.ledger.balance("bank:HBB:reserve").minor
 
 
-def _pay(
+def _pay_keeping_the_front_return(
     uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
-    browser: httpx.Client, merchant_id: str, amount_minor: int, *, return_to_platform: bool,
-) -> tuple[str, str]:
+    browser: httpx.Client, merchant_id: str, amount_minor: int,
+) -> tuple[str, str, bytes]:
+    """Pays at HBB on its pages; returns (payment id, attempt id, HBB's signed front return), which the
+    payer's browser has not posted to the platform yet."""
     payment = new_payment(uow_factory, clock, ids, merchant_id, amount_minor)
     form = pay_at_bank(uow_factory, clock, ids, channels, SETTINGS, payment.id, "HBB")
     page = pay_on_hbb_pages(browser, (form.url, dict(form.fields)))
     assert resp_codes_on(page) == ["00"]
     with uow_factory() as uow:
         (attempt,) = uow.payments.attempts_of(payment.id)
+    return payment.id, attempt.id, urlencode(form_ending(page, "").fields).encode()
+
+
+def _pay(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    browser: httpx.Client, merchant_id: str, amount_minor: int, *, return_to_platform: bool,
+) -> tuple[str, str]:
+    payment_id, attempt_id, front_return = _pay_keeping_the_front_return(
+        uow_factory, clock, ids, channels, browser, merchant_id, amount_minor
+    )
     if return_to_platform:
-        body = urlencode(form_ending(page, "").fields)
-        applied = handle_front_return(uow_factory, clock, ids, channels, payment.id, attempt.id, body.encode(), FORM)
+        applied = handle_front_return(uow_factory, clock, ids, channels, payment_id, attempt_id, front_return, FORM)
         assert applied is Applied.RECORDED
-    return payment.id, attempt.id
+    return payment_id, attempt_id
 
 
 def test_a_day_at_hbb_reconciles_to_zero_differences_and_the_reserve_matches_the_ledger(
@@ -276,12 +287,13 @@ def test_a_refused_make_good_booked_to_suspense_brings_the_ledger_back_to_the_ba
 def _booked_to_suspense_and_closed(
     uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
     browser: httpx.Client, day: date, tmp_path: Path, bank_world: BankWorld, merchant_id: str, *, closed_as: str,
-) -> tuple[str, str, str]:
+) -> tuple[str, str, str, bytes]:
     """Magic 98 at HBB, its 补单 refused (the fee plan stopped pricing the cashier), the line booked to
     suspense, its follow-up closed ``closed_as``, and the plan restored: the payment is still in flight
-    and HBB's query now answers success. Returns (payment id, attempt id, follow-up id)."""
-    payment_id, attempt_id = _pay(
-        uow_factory, clock, ids, channels, browser, merchant_id, 10_098, return_to_platform=False
+    and HBB's query now answers success. Returns (payment id, attempt id, follow-up id, HBB's signed front
+    return, which the payer's browser never brought back)."""
+    payment_id, attempt_id, front_return = _pay_keeping_the_front_return(
+        uow_factory, clock, ids, channels, browser, merchant_id, 10_098
     )
     with uow_factory() as uow:
         plan = uow.merchants.fee_plan(merchant_id)
@@ -301,7 +313,7 @@ def _booked_to_suspense_and_closed(
     with uow_factory() as uow:
         uow.merchants.set_fee_plan(plan)
         uow.commit()
-    return payment_id, attempt_id, follow_up
+    return payment_id, attempt_id, follow_up, front_return
 
 
 def _balance(uow_factory: UnitOfWorkFactory, code: str) -> int:
@@ -320,7 +332,7 @@ def test_a_success_after_its_suspense_follow_up_was_written_off_is_recorded_agai
     merchant_id = add_merchant(uow_factory, clock, "mch_RECON_WRITTEN_OFF")
     pending = f"merchant:{merchant_id}:pending"
     reserve_at_start = bank_world.balance("HBB", HBB_RESERVE)
-    payment_id, _, follow_up = _booked_to_suspense_and_closed(
+    payment_id, _, follow_up, _ = _booked_to_suspense_and_closed(
         uow_factory, clock, ids, channels, browser, day, tmp_path, bank_world, merchant_id, closed_as="write_off"
     )
     suspense_before = _balance(uow_factory, "platform:suspense")
@@ -360,7 +372,7 @@ def test_a_success_after_its_suspense_follow_up_was_recovered_fails_the_attempt_
 ) -> None:
     merchant_id = add_merchant(uow_factory, clock, "mch_RECON_RECOVERED")
     pending = f"merchant:{merchant_id}:pending"
-    payment_id, attempt_id, follow_up = _booked_to_suspense_and_closed(
+    payment_id, attempt_id, follow_up, front_return = _booked_to_suspense_and_closed(
         uow_factory, clock, ids, channels, browser, day, tmp_path, bank_world, merchant_id, closed_as="recovered"
     )
     suspense_before = _balance(uow_factory, "platform:suspense")
@@ -382,8 +394,30 @@ def test_a_success_after_its_suspense_follow_up_was_recovered_fails_the_attempt_
     assert_ledger_sound(uow_factory)
     [after_close] = [e for e in exceptions_of(uow_factory) if e.id == f"{follow_up}_r"]
     assert (after_close.kind, after_close.suspense_minor) == ("recorded_after_close", 0)
+
+    # The same success told again, twice (the payer's browser brings HBB's signed front return back late,
+    # then once more): the same news, not the bank changing its mind.
+    for _ in range(2):
+        again = handle_front_return(uow_factory, clock, ids, channels, payment_id, attempt_id, front_return, FORM)
+        assert again is Applied.NO_CHANGE
+    assert _alerts_about(uow_factory, payment_id) == []
+    assert [e.id for e in exceptions_of(uow_factory) if e.record_id == attempt_id and e.kind == "recorded_after_close"
+            ] == [after_close.id]
+    with uow_factory() as uow:
+        still = uow.payments.get_attempt(attempt_id)
+    assert still is not None
+    assert (still.status, still.failure_code) == (AttemptStatus.FAILED, "undone_by_recovery")
+    assert "payment.succeeded" not in {e.type for e in events_of(uow_factory, merchant_id)}
+    assert (_reserve(uow_factory), _balance(uow_factory, "platform:suspense")) == (reserve_before, suspense_before)
+    assert_ledger_sound(uow_factory)
     resolve_exception(uow_factory, clock, after_close.id, action="dismiss", operator="finance1",
                       reason="the payer was paid back; the late success was recorded as undone")
+
+
+def _alerts_about(uow_factory: UnitOfWorkFactory, subject_id: str) -> list[str]:
+    """The kinds of the operator alerts open about a payment, refund or payout."""
+    with uow_factory() as uow:
+        return [a.kind.value for a in uow.alerts.open_alerts() if a.subject_id == subject_id]
 
 
 @pytest.mark.parametrize("closed_as", ["write_off", "recovered"])

@@ -7,9 +7,14 @@ from datetime import UTC, date, datetime
 import pytest
 
 from tianpay.domain.errors import UnbalancedEntry
-from tianpay.domain.ledger import check_balanced, net_by_account
+from tianpay.domain.ledger import check_balanced, merchant_available, net_by_account
 from tianpay.domain.money import Money
-from tianpay.domain.posting_rules import bank_payment_succeeded, late_attempt_succeeded, refund_succeeded
+from tianpay.domain.posting_rules import (
+    bank_payment_succeeded,
+    late_attempt_succeeded,
+    payout_returned,
+    refund_succeeded,
+)
 from tianpay.domain.reconciliation import (
     BOOKED_TO_SUSPENSE,
     MAKE_GOOD_REFUSED,
@@ -40,6 +45,9 @@ from tianpay.domain.reconciliation import (
     suspense_booking,
     suspense_of,
 )
+from tianpay.ports.channels import ChannelResult
+from tianpay.ports.channels import Outcome as ChannelOutcome
+from tianpay.services.suspense_follow_ups import repeats_undone_success
 
 
 def attempt(state: RecordState, amount_minor: int = 10_000, *, parked: bool = False) -> PlatformRecord:
@@ -320,3 +328,34 @@ def test_what_a_success_after_close_leaves_in_suspense_is_the_write_off_to_take_
         check_resolution(kind=RECORDED_AFTER_CLOSE, bank="HBB", action=ResolutionAction.RECOVERED,
                          is_recorded_since=False)
     assert actions_for(RECORDED_AFTER_CLOSE) == (ResolutionAction.WRITE_OFF, ResolutionAction.DISMISS)
+
+
+def test_a_bounce_against_suspense_gives_the_payouts_money_back_out_of_suspense_not_the_reserve() -> None:
+    bounce = payout_returned(payout_id="pyo_1", source=merchant_available("M1"), bank="BCB", amount=Money.cny(6_600))
+    moved = against_suspense(bounce, bank="BCB")
+
+    assert moved is not None
+    assert moved.id == bounce.id
+    assert net_by_account(moved.postings) == {"platform:suspense": 6_600, "merchant:M1:available": -6_600}
+
+
+@pytest.mark.parametrize(
+    ("failure_code", "reported", "same_news"),
+    [
+        ("undone_by_recovery", ChannelResult(ChannelOutcome.SUCCEEDED, "Q1", Money.cny(10_098)), True),
+        # A message that names no reference or no amount is still that success.
+        ("undone_by_recovery", ChannelResult(ChannelOutcome.SUCCEEDED, None, None), True),
+        # Another reference or another amount is other news: the bank changed its mind, an operator looks.
+        ("undone_by_recovery", ChannelResult(ChannelOutcome.SUCCEEDED, "Q2", Money.cny(10_098)), False),
+        ("undone_by_recovery", ChannelResult(ChannelOutcome.SUCCEEDED, "Q1", Money.cny(10_000)), False),
+        # A success after a failure of the bank's own is the bank changing its mind.
+        ("51", ChannelResult(ChannelOutcome.SUCCEEDED, "Q1", Money.cny(10_098)), False),
+        ("undone_by_recovery", ChannelResult(ChannelOutcome.FAILED, "Q1", None), False),
+    ],
+)
+def test_only_the_undone_success_told_again_is_the_same_news(
+    failure_code: str, reported: ChannelResult, same_news: bool
+) -> None:
+    assert repeats_undone_success(
+        reported, failure_code=failure_code, bank_reference="Q1", amount=Money.cny(10_098)
+    ) is same_news

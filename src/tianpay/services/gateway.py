@@ -39,6 +39,7 @@ from tianpay.services import payments as payment_service
 from tianpay.services import routing
 from tianpay.services.mandate_records import apply_bank_revocation
 from tianpay.services.refunds import apply_refund_result
+from tianpay.services.suspense_follow_ups import repeats_undone_success
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -277,7 +278,8 @@ def apply_payment_result(
 ) -> Applied:
     """Records what a bank said about an attempt (notification, front return or query).
 
-    A final answer that repeats what we recorded is NO_CHANGE; one that contradicts it raises an
+    A final answer that repeats what we recorded is NO_CHANGE (so is the same success again about an
+    attempt an operator's recovery failed ``undone_by_recovery``); one that contradicts it raises an
     operator alert (the bank changed its mind: reconciliation territory) and is not applied. An
     amount other than the attempt's is refused and alerted.
     """
@@ -361,6 +363,13 @@ def _against_final(
         if result.bank_reference == attempt.bank_reference and result.amount in (None, attempt.amount):
             return Applied.NO_CHANGE
     elif attempt.status is AttemptStatus.FAILED and outcome in (Outcome.FAILED, Outcome.NOT_SUBMITTED):
+        return Applied.NO_CHANGE
+    elif repeats_undone_success(
+        result, failure_code=attempt.failure_code, bank_reference=attempt.bank_reference, amount=attempt.amount
+    ):
+        # The success an operator's recovery undid (docs/reconciliation.md), told again: the attempt
+        # already failed on it and its exception is open; the bank has not changed its mind.
+        log.info("gateway.undone_success_repeated", attempt_id=attempt.id, source=source)
         return Applied.NO_CHANGE
     # A success after a failure means money moved that we wrote off: an operator must act (refund
     # the payer or book it), so it is loud; the bank's message is acknowledged because sending it

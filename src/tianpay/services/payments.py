@@ -405,10 +405,11 @@ def record_attempt_succeeded(
         now = clock.now()
         closed = closed_follow_up(uow, attempt_id)
         if closed is not None and closed.treatment is AfterClose.UNDONE:
+            # The bank's reference is kept, so the same success told again is known for what it is.
             undone = _fail(
                 uow, payment, attempt, now, failure_code=UNDONE_BY_RECOVERY,
                 failure_message=closed.undone_message,
-                retry_expected=False,
+                retry_expected=False, bank_reference=bank_reference,
             )
             open_recorded_after_close(uow, closed, entry_id=None, record_status=undone.attempt.status.value, now=now)
             uow.commit()
@@ -467,12 +468,13 @@ def _fail(
     failure_code: str,
     failure_message: str,
     retry_expected: bool,
+    bank_reference: str | None = None,
 ) -> AttemptRecorded:
     """Fails the attempt and moves its payment as ``record_attempt_failed`` says; does not commit."""
     cause = f"{failure_code}: {failure_message}" if failure_message else failure_code
     failed = _move_attempt(
         uow, attempt, AttemptEvent.FAILED, now, cause,
-        failure_code=failure_code, failure_message=failure_message or None,
+        bank_reference=bank_reference, failure_code=failure_code, failure_message=failure_message or None,
     )
     event = event_after_failure(payment, uow.payments.attempts_of(payment.id), retry_expected=retry_expected)
     if event is PaymentEvent.ATTEMPTS_EXHAUSTED:

@@ -61,7 +61,12 @@ from tianpay.services.members import verify_payment_password
 from tianpay.services.pii import PiiKind, reveal
 from tianpay.services.refunds import RequeryPolicy
 from tianpay.services.settlement import mark_settlement_paid, mark_settlement_payout_failed, settlement_account
-from tianpay.services.suspense_follow_ups import ClosedFollowUp, closed_follow_up, open_recorded_after_close
+from tianpay.services.suspense_follow_ups import (
+    ClosedFollowUp,
+    closed_follow_up,
+    open_recorded_after_close,
+    repeats_undone_success,
+)
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -552,9 +557,10 @@ def apply_payout_result(
     paid; FAILED and NOT_SUBMITTED reverse the submit entry (money back) and send ``payout.failed``;
     PENDING and UNKNOWN only move the status. A repeat, or an answer that teaches nothing, changes
     nothing. A final answer contradicting a final state (SUCCEEDED after the money was already
-    returned on a failure, or the reverse) is not applied: it raises an operator alert. Raises
-    NotFound for a payout we never made and AmountMismatch (alerted, nothing recorded) when the bank
-    confirms another amount.
+    returned on a failure, or the reverse) is not applied: it raises an operator alert. A success the
+    platform recorded as failed ``undone_by_recovery`` (its line was booked to suspense and recovered)
+    told again is the same news: nothing changes and nothing is alerted. Raises NotFound for a payout
+    we never made and AmountMismatch (alerted, nothing recorded) when the bank confirms another amount.
     """
     return _apply(uow_factory, clock, payout_id, _EVENT_BY_OUTCOME[result.outcome], result)
 
@@ -567,7 +573,10 @@ def apply_payout_return(
     The money goes back to the account it left (bounce entry) and ``payout.returned`` is sent. A
     bounce of a payout we still had in flight means its success notice was lost: the success is
     recorded first, then the bounce. A bounce of a payout we recorded as failed (money already
-    returned) is alerted, not applied.
+    returned) is alerted, not applied. When reconciliation booked the bounce line to suspense and an
+    operator closed that follow-up, the bounce moves suspense instead of the reserve (written off) or is
+    undone (recovered: the payout stays paid, nothing is booked), and an exception tells an operator
+    (docs/reconciliation.md, "After a follow-up is closed").
     """
     with uow_factory() as uow:
         payout = uow.payouts.get(payout_id)
@@ -818,7 +827,14 @@ def _apply(
         mismatch = event is PayoutEvent.SUCCEEDED and result.amount is not None and result.amount != payout.amount
         if allowed and not mismatch:
             now = clock.now()
-            closed = closed_follow_up(uow, payout_id) if event is PayoutEvent.SUCCEEDED else None
+            closed = _closed_follow_up(uow, payout_id, event)
+            if closed is not None and closed.treatment is AfterClose.UNDONE and event is PayoutEvent.RETURNED:
+                # An operator recovered the bounce line booked to suspense (its money was paid out of the
+                # reserve again, to whom it belonged): the bounce the bank reports was undone, so the payout
+                # stays paid, nothing is booked and the merchant is not given the money a second time.
+                open_recorded_after_close(uow, closed, entry_id=None, record_status=payout.status.value, now=now)
+                uow.commit()
+                return payout
             if closed is not None and closed.treatment is AfterClose.UNDONE:
                 # An operator recovered the line booked to suspense (the money came back to the reserve):
                 # the success the bank reports was undone, so the payout fails and its money goes back.
@@ -837,6 +853,12 @@ def _apply(
             subject_id=payout_id, message=message, details={"payout_id": payout_id, **_result_details(result)},
         )
         raise AmountMismatch(message, param="amount")
+    if event is PayoutEvent.SUCCEEDED and repeats_undone_success(
+        result, failure_code=payout.failure_code, bank_reference=payout.bank_reference, amount=payout.amount
+    ):
+        # The success an operator's recovery undid, told again: the payout already failed on it.
+        log.info("payouts.undone_success_repeated", payout_id=payout_id)
+        return payout
     contradiction = _contradicts(payout.status, event)
     if contradiction is None:
         return payout
@@ -850,6 +872,17 @@ def _apply(
                  **_result_details(result)},
     )
     return payout
+
+
+def _closed_follow_up(uow: UnitOfWork, payout_id: str, event: PayoutEvent) -> ClosedFollowUp | None:
+    """The closed follow-up in suspense of the line this answer is about: the payout's own line (money out)
+    for a success, its bounce line (money back in) for a bounce. Each was booked on its own, so a bounce
+    never settles the payout line's follow-up, nor a success the bounce's (docs/reconciliation.md)."""
+    if event is PayoutEvent.SUCCEEDED:
+        return closed_follow_up(uow, payout_id, money_in=False)
+    if event is PayoutEvent.RETURNED:
+        return closed_follow_up(uow, payout_id, money_in=True)
+    return None
 
 
 def _contradicts(status: PayoutStatus, event: PayoutEvent) -> str | None:
@@ -876,7 +909,8 @@ def _move(
     closed: ClosedFollowUp | None = None,
 ) -> tuple[Payout, str | None]:
     """Moves the payout and posts what the move books; returns it and that entry's id (if any).
-    ``closed``: a written-off follow-up in suspense, so a success moves suspense instead of the reserve."""
+    ``closed``: a written-off follow-up in suspense, so a success or a bounce moves suspense instead of the
+    reserve that the suspense booking already moved."""
     entry: JournalEntry | None = None
     failed = event is PayoutEvent.FAILED
     moved = replace(
@@ -907,6 +941,8 @@ def _move(
         entry = payout_returned(
             payout_id=payout.id, source=payout.source_account, bank=payout.bank, amount=payout.amount
         )
+        if closed is not None:
+            entry = against_suspense(entry, bank=payout.bank) or entry
         uow.ledger.post(entry)
         _notify(uow, moved, EventType.PAYOUT_RETURNED)
     if moved.settlement_id is not None and (failed or event is PayoutEvent.RETURNED):

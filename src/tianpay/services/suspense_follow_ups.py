@@ -4,7 +4,8 @@ A statement line whose 补单 was refused can be booked to ``platform:suspense``
 follow-up exception that holds it closed ``write_off`` or ``recovered`` while the record is still in
 flight. When the bank's success then arrives (a query, a late notification), the service must not move
 the reserve a second time: this module finds such a closed follow-up and opens the exception that tells
-an operator what was done instead (docs/reconciliation.md, "After a follow-up is closed").
+an operator what was done instead (docs/reconciliation.md, "After a follow-up is closed"). It also knows
+a success the bank tells again after a recovery undid it, so the repeat is not taken for new news.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 
 import structlog
 
+from tianpay.domain.money import Money
 from tianpay.domain.reconciliation import (
     RECORDED_AFTER_CLOSE,
     UNDONE_BY_RECOVERY,
@@ -46,18 +48,42 @@ class ClosedFollowUp:
         return replace(result, outcome=Outcome.FAILED, bank_code=UNDONE_BY_RECOVERY, bank_message=self.undone_message)
 
 
-def closed_follow_up(uow: UnitOfWork, record_id: str) -> ClosedFollowUp | None:
+def closed_follow_up(uow: UnitOfWork, record_id: str, *, money_in: bool | None = None) -> ClosedFollowUp | None:
     """The record's latest follow-up in suspense if an operator closed it (written off or recovered).
 
     None when there is none, or when the latest is still open: reconciliation then takes the booking
     back itself (``recorded_since``) once the service has recorded the success as usual.
+    ``money_in`` picks the line the bank's news is about by the way it moves the reserve: a payout has
+    two lines that may each have been booked, its payment (money out) and its bounce (money back in), and
+    each answer settles only its own (None: every line counts, for a record with one kind of line).
     """
-    follow_ups = uow.reconciliation.follow_ups_of(record_id)
+    follow_ups = [
+        follow_up for follow_up in uow.reconciliation.follow_ups_of(record_id)
+        if money_in is None or ((follow_up.statement_amount_minor or 0) > 0) == money_in
+    ]
     if not follow_ups:
         return None
     latest = follow_ups[-1]
     treatment = after_close(kind=latest.kind, status=latest.status, resolution=latest.resolution)
     return None if treatment is None else ClosedFollowUp(latest, treatment)
+
+
+def repeats_undone_success(
+    result: ChannelResult, *, failure_code: str | None, bank_reference: str | None, amount: Money
+) -> bool:
+    """Whether a bank's success about a record that failed ``undone_by_recovery`` is the undone success told
+    again (a duplicated notification, the payer's browser coming back late): the same news, not the bank
+    changing its mind, so it changes nothing and raises nothing.
+
+    The failure code is only ever given by the after-close rule and its follow-up cannot reopen, so the
+    record's own row is enough to know. The same success names the same amount and the bank reference the
+    undoing kept (either may be absent from a message); another amount or reference is other news.
+    """
+    if result.outcome is not Outcome.SUCCEEDED or failure_code != UNDONE_BY_RECOVERY:
+        return False
+    if result.amount is not None and result.amount != amount:
+        return False
+    return result.bank_reference is None or bank_reference is None or result.bank_reference == bank_reference
 
 
 def after_close_id(follow_up_id: str) -> str:
