@@ -87,10 +87,15 @@ class Settings(BaseSettings):
 
     # Housekeeping (docs/worker.md): how often an idle worker looks for rows past their use, how many
     # it deletes per table per run, and how long a delivered webhook event stays readable (the event
-    # log, the portal and `resend`). Pending and failed events are never purged.
+    # log, the portal and `resend`). Pending and failed events are never purged. Idempotency records
+    # answer a repeated request with its first answer for this many days; at least 8, since a wallet
+    # form's key must outlive the 7-day CSRF nonce that keeps the form submittable
+    # (services/housekeeping.MIN_IDEMPOTENCY_RETENTION). Outbox SMS go after this many hours.
     housekeeping_interval_s: float = Field(default=60.0, gt=0)
     housekeeping_batch_size: int = Field(default=500, ge=1)
     event_retention_days: int = Field(default=30, ge=1)
+    idempotency_retention_days: int = Field(default=30, ge=8)
+    sms_outbox_retention_hours: int = Field(default=24, ge=1)
     # A scheduled debit's claim left `claimed` this long is taken over by another worker: longer than
     # any debit can take (one bank call, bounded by bank_timeout_s), docs/direct-debit.md.
     debit_claim_lease_s: float = Field(default=900.0, gt=0)

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 
 from tests.lock_waits import wait_until_sessions_wait_on_locks
 from tianpay.adapters.db.tables import idempotency_records, ledger_accounts
-from tianpay.domain.errors import DomainError, IdempotencyConflict
+from tianpay.domain.errors import DomainError, IdempotencyConflict, IdempotencyRecordExpired
 from tianpay.domain.ledger import AccountSpec, AccountType
 from tianpay.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from tianpay.services.idempotency import StoredResponse, request_hash, run_idempotent
@@ -95,6 +95,36 @@ def test_a_failed_create_stores_nothing_and_leaves_the_key_free(
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(idempotency_records)).scalar_one() == 0
     assert not _run(uow_factory, "T3", {"amount": 5}, "acct:T3:ok").replayed
+
+
+def test_a_refusal_is_passed_on_unchanged_when_no_resource_holds_the_key(uow_factory: UnitOfWorkFactory) -> None:
+    # ``taken_by`` turns a refusal into IdempotencyRecordExpired only when a resource has the key (a
+    # record housekeeping purged); a new request refused on its own merits keeps its own error.
+    asked: list[str] = []
+
+    def refuse(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+        raise DomainError("refused", param="amount")
+
+    def taken_by(uow: UnitOfWork) -> str | None:
+        asked.append("T8")
+        return None
+
+    with pytest.raises(DomainError) as raised:
+        run_idempotent(uow_factory, merchant_id="mch_A", scope="payments", key="T8",
+                       request_hash=request_hash({}), create=refuse, param="out_trade_no", taken_by=taken_by)
+    assert type(raised.value) is DomainError
+    assert asked == ["T8"]
+
+    def taken(uow: UnitOfWork) -> str | None:
+        return "acct:T8:first"
+
+    with pytest.raises(IdempotencyRecordExpired) as expired:
+        run_idempotent(uow_factory, merchant_id="mch_A", scope="payments", key="T8",
+                       request_hash=request_hash({}), create=refuse, param="out_trade_no", taken_by=taken)
+    assert (expired.value.code, expired.value.kind, expired.value.param) == (
+        "idempotency_record_expired", "idempotency_error", "out_trade_no"
+    )
+    assert "acct:T8:first" in expired.value.message
 
 
 def test_concurrent_duplicates_create_exactly_one_resource(uow_factory: UnitOfWorkFactory, engine: Engine) -> None:

@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 import requests
 
+from tianpay.ports.payments import PaymentFilter
+from tianpay.services.housekeeping import HousekeepingPolicy, purge_once
 from tianpay.services.payments import list_payments, start_attempt
 
 from .conftest import ApiServer, MerchantFactory
@@ -72,6 +74,31 @@ def test_a_changed_body_under_the_same_out_trade_no_is_a_409(api_client: SignedC
     error = error_of(response)
     assert (error["type"], error["code"]) == ("idempotency_error", "idempotency_conflict")
     assert error["param"] == "out_trade_no"
+
+
+def test_a_repeat_whose_record_housekeeping_purged_is_a_409_naming_the_first_payment(
+    api_client: SignedClient, api_server: ApiServer
+) -> None:
+    first = api_client.post("/v1/payments", json=body("purged-1"))
+    assert first.status_code == 201, first.text
+    container = api_server.container
+    later = container.clock.now() + HousekeepingPolicy().idempotency_retention + timedelta(days=1)
+    assert purge_once(container.uow, later, HousekeepingPolicy())["idempotency_records"] >= 1
+
+    # With the first answer gone, the same body and a changed one cannot be told apart: neither is
+    # carried out, and both are told which payment already has the number.
+    for repeat in (body("purged-1"), body("purged-1", amount=2000)):
+        response = api_client.post("/v1/payments", json=repeat)
+        assert response.status_code == 409, response.text
+        error = error_of(response)
+        assert (error["type"], error["code"]) == ("idempotency_error", "idempotency_record_expired")
+        assert error["param"] == "out_trade_no"
+        assert first.json()["id"] in error["message"]
+    merchant_id = api_client.credentials.merchant_id
+    under_the_number = list_payments(container.uow, merchant_id, PaymentFilter(out_trade_no="purged-1")).payments
+    assert [payment.id for payment in under_the_number] == [first.json()["id"]]
+    shown = api_client.get(f"/v1/payments/{first.json()['id']}").json()
+    assert {name: value for name, value in shown.items() if name != "attempts"} == first.json()
 
 
 def test_concurrent_duplicate_creates_over_http_end_with_one_payment(

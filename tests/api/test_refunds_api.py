@@ -16,6 +16,7 @@ import requests
 from tests.channels.hbb.contract_kit import Payer, bank_world, read_page
 from tianpay.channels.registry import onboard_banks
 from tianpay.ports.channels import OnlineBankingOrder, Outcome
+from tianpay.services.housekeeping import HousekeepingPolicy, purge_once
 from tianpay.services.payments import record_attempt_succeeded, start_attempt
 
 from .conftest import ApiServer, MerchantFactory
@@ -128,6 +129,30 @@ def test_a_refund_over_what_is_left_is_refused_and_changes_nothing(
     fitted = api_client.post(f"/v1/payments/{payment_id}/refunds", json={"out_refund_no": "R2", "amount": 3_000})
     assert fitted.status_code == 201
     assert fitted.json()["status"] == "succeeded"
+
+
+def test_a_full_refund_repeated_after_housekeeping_purged_its_record_is_a_409_naming_it(
+    api_client: SignedClient, api_server: ApiServer, hbb_url: str
+) -> None:
+    payment_id = paid_payment(api_client, api_server, hbb_url, amount_minor=6_000)
+    request = {"out_refund_no": "R-late", "amount": 6_000, "reason": "returned"}
+    refund = api_client.post(f"/v1/payments/{payment_id}/refunds", json=request).json()
+    assert refund["status"] == "succeeded"
+    container = api_server.container
+    later = container.clock.now() + HousekeepingPolicy().idempotency_retention + timedelta(days=1)
+    assert purge_once(container.uow, later, HousekeepingPolicy())["idempotency_records"] >= 1
+
+    # Nothing is left to refund, so the rules alone would answer refund_exceeds_payment: the number
+    # already naming a refund is the clearer answer, and the merchant reads that refund instead.
+    repeated = api_client.post(f"/v1/payments/{payment_id}/refunds", json=request)
+    assert repeated.status_code == 409, repeated.text
+    error = error_of(repeated)
+    assert (error["type"], error["code"], error["param"]) == (
+        "idempotency_error", "idempotency_record_expired", "out_refund_no"
+    )
+    assert refund["id"] in error["message"]
+    assert api_client.get(f"/v1/payments/{payment_id}/refunds").json()["data"] == [refund]
+    assert api_client.get(f"/v1/payments/{payment_id}").json()["refunded_amount"] == 6_000
 
 
 def test_an_unpaid_payment_is_not_refundable(api_client: SignedClient) -> None:

@@ -1,6 +1,6 @@
 """The housekeeping job on both databases with a settable clock: rows past their use are deleted, live
-ones and everything a page or ``resend`` still reads are kept, reruns delete nothing more, and two
-workers purging at once share the work without error."""
+ones and everything a page, ``resend`` or a repeated request still reads are kept, reruns delete
+nothing more, and two workers purging at once share the work without error."""
 
 from __future__ import annotations
 
@@ -10,18 +10,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import Table, func, select
 
 from tests.bindings.conftest import ZHANG_WEI, register
 from tianpay.adapters.clock import SettableClock
 from tianpay.adapters.db.tables import (
     events,
+    idempotency_records,
     member_sessions,
     merchant_user_sessions,
     operator_sessions,
     rate_limit_counters,
     request_replays,
     sms_codes,
+    sms_outbox,
     webhook_attempts,
 )
 from tianpay.adapters.rate_limits import SqlLimitsStorage
@@ -29,6 +32,7 @@ from tianpay.bootstrap import Container, build_container
 from tianpay.config import Settings
 from tianpay.domain.member import SmsCode, SmsPurpose
 from tianpay.domain.notifications import EventStatus
+from tianpay.entrypoints.cashier.security import NONCE_MAX_AGE_S
 from tianpay.entrypoints.console.routes import console_tools
 from tianpay.entrypoints.demo_merchant import ensure_demo_merchant
 from tianpay.entrypoints.demo_merchant_portal import ensure_demo_portal_login
@@ -37,7 +41,9 @@ from tianpay.entrypoints.merchant_portal.routes import portal_tools
 from tianpay.entrypoints.worker import housekeeping_job
 from tianpay.ports.outbox import AttemptOutcome, AttemptRecord
 from tianpay.services import console, members, merchant_users
-from tianpay.services.housekeeping import HousekeepingPolicy, purge_once
+from tianpay.services.housekeeping import MIN_IDEMPOTENCY_RETENTION, HousekeepingPolicy, purge_once
+from tianpay.services.idempotency import run_idempotent
+from tianpay.services.pii import phone_fingerprint
 
 
 @pytest.fixture
@@ -211,3 +217,118 @@ def test_two_workers_purging_at_once_share_the_backlog(platform: Container, cloc
     assert errors == []
     assert sum(deleted) == 1_200
     assert count(platform, request_replays) == 0
+
+
+def store_answer(container: Container, merchant_id: str, scope: str, key: str) -> None:
+    """An idempotent write as the services make one: the key claimed and its answer stored."""
+    run_idempotent(container.uow, merchant_id=merchant_id, scope=scope, key=key, request_hash="h" * 64,
+                   create=lambda uow: (201, {"id": key}))
+
+
+def idempotency_keys(container: Container) -> set[str]:
+    return keys(container, idempotency_records, "key")
+
+
+def test_idempotency_records_go_after_the_retention_and_a_pending_one_stays(
+    platform: Container, clock: SettableClock
+) -> None:
+    store_answer(platform, "mch_A", "payments", "T-old")
+    store_answer(platform, "mch_tianpay_wallet", "wallet_withdrawals", "mbr_1:form-old")
+    # A claim committed without its answer: the services never leave one (claim and answer share a
+    # transaction), and the purge must not delete what a unit of work may still be completing.
+    with platform.uow() as uow:
+        assert uow.idempotency.claim("mch_A", "refunds", "R-pending", "h" * 64)
+        uow.commit()
+
+    policy = HousekeepingPolicy(idempotency_retention=timedelta(days=30))
+    clock.advance(timedelta(days=29))
+    store_answer(platform, "mch_A", "payouts", "P-recent")
+    assert purge_once(platform.uow, clock.now(), policy)["idempotency_records"] == 0
+
+    clock.advance(timedelta(days=2))
+    assert purge_once(platform.uow, clock.now(), policy)["idempotency_records"] == 2
+    assert idempotency_keys(platform) == {"R-pending", "P-recent"}
+    with platform.uow() as uow:
+        assert uow.idempotency.get("mch_A", "payments", "T-old") is None
+        assert uow.idempotency.get("mch_A", "payouts", "P-recent") is not None
+    assert purge_once(platform.uow, clock.now(), policy)["idempotency_records"] == 0
+
+
+def test_the_worker_keeps_idempotency_records_for_the_configured_days(
+    db_url: str, clock: SettableClock, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=db_url, idempotency_retention_days=10)
+    container = build_container(settings, clock=clock)
+    try:
+        store_answer(container, "mch_A", "payments", "T-1")
+        job = housekeeping_job(container)
+        clock.advance(timedelta(days=9, hours=23))
+        assert job.run_once(clock.now()) == 0
+        clock.advance(timedelta(hours=2))
+        assert job.run_once(clock.now()) == 1
+        assert idempotency_keys(container) == set()
+    finally:
+        container.close()
+
+
+def test_a_wallet_form_key_outlives_every_form_that_can_still_be_sent() -> None:
+    # A form passes its CSRF check while the browser keeps the nonce cookie; its key must be kept longer,
+    # or a resent withdrawal form would find no first withdrawal and make a second one.
+    assert timedelta(seconds=NONCE_MAX_AGE_S) < MIN_IDEMPOTENCY_RETENTION
+    with pytest.raises(ValueError, match="at least 8 days"):
+        HousekeepingPolicy(idempotency_retention=MIN_IDEMPOTENCY_RETENTION - timedelta(seconds=1))
+    with pytest.raises(ValidationError):
+        Settings(idempotency_retention_days=MIN_IDEMPOTENCY_RETENTION.days - 1)
+    assert Settings(idempotency_retention_days=MIN_IDEMPOTENCY_RETENTION.days).idempotency_retention_days == 8
+
+
+def outbox_codes(container: Container, phone: str) -> list[str]:
+    tools = container.member_tools
+    return [message.text for message in tools.sms.messages_to(phone_fingerprint(tools.cipher, phone))]
+
+
+def test_outbox_sms_go_after_a_day(platform: Container, clock: SettableClock) -> None:
+    members.send_registration_code(platform.uow, platform.member_tools, "13700137001")
+    clock.advance(timedelta(hours=23))
+    members.send_registration_code(platform.uow, platform.member_tools, "13700137002")
+    policy = HousekeepingPolicy()
+    assert purge_once(platform.uow, clock.now(), policy)["sms_outbox"] == 0
+
+    clock.advance(timedelta(hours=1, seconds=1))
+    assert purge_once(platform.uow, clock.now(), policy)["sms_outbox"] == 1
+    assert outbox_codes(platform, "13700137001") == []
+    assert len(outbox_codes(platform, "13700137002")) == 1
+    assert count(platform, sms_outbox) == 1
+    assert purge_once(platform.uow, clock.now(), policy)["sms_outbox"] == 0
+
+
+def test_two_workers_purging_old_idempotency_records_at_once_share_them(
+    platform: Container, clock: SettableClock
+) -> None:
+    with platform.uow() as uow:
+        for n in range(600):
+            assert uow.idempotency.claim("mch_A", "payments", f"T-{n}", "h" * 64)
+            uow.idempotency.complete("mch_A", "payments", f"T-{n}", 201, "{}")
+        uow.commit()
+    clock.advance(timedelta(days=31))
+    policy = HousekeepingPolicy(batch_size=50)
+    deleted: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def worker() -> None:
+        start.wait()
+        try:
+            while done := purge_once(platform.uow, clock.now(), policy)["idempotency_records"]:
+                deleted.append(done)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert sum(deleted) == 600
+    assert count(platform, idempotency_records) == 0

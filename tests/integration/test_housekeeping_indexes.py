@@ -1,4 +1,5 @@
-"""The housekeeping purges find their dead rows through an index (revision 0016), on both databases.
+"""The housekeeping purges find their dead rows through an index (revisions 0016 and 0018), on both
+databases.
 
 The test runs a real purge, records the SQL it sent, and asks each database for the plan of every
 query that selects dead rows: SQLite's ``EXPLAIN QUERY PLAN``, and PostgreSQL's ``EXPLAIN`` with
@@ -29,6 +30,8 @@ EXPECTED_INDEX = {
     "rate_limit_counters": "ix_rate_limit_counters_expires",
     "request_replays": "ix_request_replays_expires_at",
     "events": "ix_events_status_delivered",
+    "idempotency_records": "ix_idempotency_records_created",
+    "sms_outbox": "ix_sms_outbox_created",
 }
 
 

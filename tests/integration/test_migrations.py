@@ -20,6 +20,11 @@ HOUSEKEEPING_INDEXES = {
     "rate_limit_counters": "ix_rate_limit_counters_expires",
     "events": "ix_events_status_delivered",
 }
+# Revision 0018's, for the purges of idempotency records and of the SMS outbox.
+PURGE_MORE_INDEXES = {
+    "idempotency_records": "ix_idempotency_records_created",
+    "sms_outbox": "ix_sms_outbox_created",
+}
 
 
 def test_the_migrated_schema_matches_the_declared_tables(engine: Engine) -> None:
@@ -54,6 +59,19 @@ def test_the_housekeeping_indexes_go_with_a_downgrade_and_return_with_the_upgrad
     migrate.upgrade(engine)
     assert migrate.current_heads(engine) == head
     for table, name in HOUSEKEEPING_INDEXES.items():
+        assert name in {index["name"] for index in inspect(engine).get_indexes(table)}, name
+    test_the_migrated_schema_matches_the_declared_tables(engine)
+
+
+def test_the_purge_indexes_of_0018_go_with_a_downgrade_and_return_with_the_upgrade(engine: Engine) -> None:
+    head = migrate.current_heads(engine)
+    downgrade(engine, "0017_exception_record_index")
+    remaining = {index["name"] for table in PURGE_MORE_INDEXES for index in inspect(engine).get_indexes(table)}
+    assert remaining.isdisjoint(PURGE_MORE_INDEXES.values())
+
+    migrate.upgrade(engine)
+    assert migrate.current_heads(engine) == head
+    for table, name in PURGE_MORE_INDEXES.items():
         assert name in {index["name"] for index in inspect(engine).get_indexes(table)}, name
     test_the_migrated_schema_matches_the_declared_tables(engine)
 

@@ -23,7 +23,7 @@ from tests.payments.conftest import assert_ledger_sound
 from tianpay.adapters.clock import SettableClock
 from tianpay.adapters.ids import UlidGenerator
 from tianpay.channels.registry import ChannelRegistry
-from tianpay.domain.errors import Conflict
+from tianpay.domain.errors import Conflict, IdempotencyRecordExpired
 from tianpay.domain.mandate import Mandate, MandateLimitExceeded, MandateNotActive, debit_period
 from tianpay.domain.money import Money
 from tianpay.domain.payment import AttemptStatus, Payment, PaymentMethod, PaymentRequest, PaymentStatus
@@ -31,6 +31,7 @@ from tianpay.ports.mandates import MandateDebit
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
 from tianpay.services import mandates
 from tianpay.services import payments as payment_service
+from tianpay.services.housekeeping import HousekeepingPolicy, purge_once
 from tianpay.services.member_tools import MemberTools
 
 pytestmark = pytest.mark.e2e
@@ -279,3 +280,24 @@ def test_a_debit_record_that_does_not_match_its_payment_is_never_sent_to_the_ban
     assert jhb_transfers(bank_world) == transfers_before
     assert attempts_of(uow_factory, stranded.id) == []
     assert payment_service.find_payment(uow_factory, merchant, stranded.id).status is PaymentStatus.CREATED
+
+
+def test_a_repeat_of_a_debit_whose_record_was_purged_names_the_payment_instead_of_the_mandates_refusal(
+    uow_factory: UnitOfWorkFactory, clock: SettableClock, ids: UlidGenerator, channels: ChannelRegistry,
+    tools: MemberTools, bank_world: BankWorld, merchant: str, mandate: Mandate,
+) -> None:
+    first = debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-late", 1_700)
+    assert first.payment.status is PaymentStatus.SUCCEEDED
+    later = clock.now() + HousekeepingPolicy().idempotency_retention + timedelta(days=1)
+    assert purge_once(uow_factory, later, HousekeepingPolicy())["idempotency_records"] == 1
+    mandates.revoke_mandate(uow_factory, clock, channels, tools.cipher, mandate.id, merchant_id=merchant)
+    transfers_before = jhb_transfers(bank_world)
+
+    # The payment under the number, not its purged record, says this is a repeat: the revoked mandate is
+    # not consulted, and the answer names the first payment.
+    with pytest.raises(IdempotencyRecordExpired) as refused:
+        debit_again(uow_factory, clock, ids, channels, tools, merchant, mandate, "gas-late", 1_700)
+    assert first.payment.id in refused.value.message
+    assert jhb_transfers(bank_world) == transfers_before
+    with uow_factory() as uow:
+        assert uow.payments.id_of_out_trade_no(merchant, "gas-late") == first.payment.id

@@ -25,6 +25,7 @@ from tianpay.domain.posting_rules import bank_payment_succeeded, wallet_top_up_s
 from tianpay.domain.settlement import business_date_of
 from tianpay.entrypoints.worker import payout_jobs
 from tianpay.services import payouts, settlement
+from tianpay.services.housekeeping import HousekeepingPolicy
 from tianpay.services.merchants import KeyRequest, KeyTools, NewMerchant, create_merchant
 
 pytestmark = pytest.mark.e2e
@@ -143,6 +144,34 @@ def test_a_payout_beyond_the_available_balance_is_refused_with_insufficient_bala
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "insufficient_balance"
     assert shop.get("/v1/payouts?limit=100").json()["data"][0]["out_payout_no"] != "API-P-BIG"
+
+
+def test_a_payout_repeated_after_housekeeping_purged_its_record_is_a_409_and_pays_nothing_more(
+    platform: Platform, shop: SignedClient
+) -> None:
+    body = payout_body("API-P-LATE", 1_200, WANG_FANG_HBB)
+    first = shop.post("/v1/payouts", json=body)
+    assert first.status_code == 201, first.text
+    balance_after_first = shop.get("/v1/balance").json()
+    container = platform.container
+    later = container.clock.now() + HousekeepingPolicy().idempotency_retention + timedelta(days=1)
+    # Only the idempotency purge of the housekeeping job: the whole job at that time would also end the
+    # wallet session this module's browser keeps.
+    with container.uow() as uow:
+        assert uow.housekeeping.purge_idempotency_records(later, 10_000) >= 1
+        uow.commit()
+
+    for repeat in (body, {**body, "amount": 1_201}):
+        response = shop.post("/v1/payouts", json=repeat)
+        assert response.status_code == 409, response.text
+        error = response.json()["error"]
+        assert (error["type"], error["code"], error["param"]) == (
+            "idempotency_error", "idempotency_record_expired", "out_payout_no"
+        )
+        assert first.json()["id"] in error["message"]
+    assert shop.get("/v1/balance").json() == balance_after_first
+    numbers = [p["out_payout_no"] for p in shop.get("/v1/payouts?limit=100").json()["data"]]
+    assert numbers.count("API-P-LATE") == 1
 
 
 def test_a_payout_to_the_settlement_account_needs_one_to_be_set(shop: SignedClient) -> None:

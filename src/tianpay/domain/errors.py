@@ -49,3 +49,13 @@ class IdempotencyConflict(Conflict):
 
     code = "idempotency_conflict"
     kind = "idempotency_error"
+
+
+class IdempotencyRecordExpired(IdempotencyConflict):
+    """The key already names a resource whose stored first answer housekeeping has since deleted.
+
+    Without the stored request there is no telling a repeat from a changed request, so the request is
+    neither replayed nor carried out; the message names the resource for the merchant to read instead.
+    """
+
+    code = "idempotency_record_expired"

@@ -187,10 +187,14 @@ def direct_debit_jobs(container: Container, *, worker_id: str) -> list[Job]:
 
 def housekeeping_job(container: Container) -> Job:
     """Deletes rows past their use: expired sessions, SMS codes, rate-limit counters and replay
-    fingerprints, and delivered events older than the retention (docs/worker.md, "Housekeeping")."""
+    fingerprints, and delivered events, idempotency records and outbox SMS older than their
+    retentions (docs/worker.md, "Housekeeping")."""
     settings = container.settings
     policy = HousekeepingPolicy(
-        batch_size=settings.housekeeping_batch_size, event_retention=timedelta(days=settings.event_retention_days)
+        batch_size=settings.housekeeping_batch_size,
+        event_retention=timedelta(days=settings.event_retention_days),
+        idempotency_retention=timedelta(days=settings.idempotency_retention_days),
+        sms_outbox_retention=timedelta(hours=settings.sms_outbox_retention_hours),
     )
     return HousekeepingJob(container.uow, policy, interval=timedelta(seconds=settings.housekeeping_interval_s))
 

@@ -2,8 +2,9 @@
 
 Every kind of row here has a moment after which no page, API or check can use it (a session past
 its expiry, an SMS code past its life, a rate-limit window that closed, a replay fingerprint whose
-signature can no longer be fresh, an event delivered longer ago than the retention). Each purge
-is one short transaction that deletes at most ``limit`` rows and is safe with several workers.
+signature can no longer be fresh, an event delivered longer ago than the retention, an idempotency
+record or an outbox SMS older than theirs). Each purge is one short transaction that deletes at most
+``limit`` rows and is safe with several workers.
 """
 
 from __future__ import annotations
@@ -35,4 +36,15 @@ class HousekeepingRepository(Protocol):
         Pending and failed events are never touched: the outbox still has to send them, and a
         failed one waits in the portal and the console for a manual resend.
         """
+        ...
+
+    def purge_idempotency_records(self, created_before: datetime, limit: int) -> int:
+        """Deletes up to ``limit`` completed idempotency records created before then; returns how many.
+
+        A record still pending (claimed by a unit of work that has not completed it) is never touched.
+        """
+        ...
+
+    def purge_sms_outbox(self, created_before: datetime, limit: int) -> int:
+        """Deletes up to ``limit`` outbox messages created before then; returns how many."""
         ...

@@ -80,6 +80,10 @@ class PaymentRepository(Protocol):
         """The payment, or None (also when it belongs to another merchant than ``merchant_id``)."""
         ...
 
+    def id_of_out_trade_no(self, merchant_id: str, out_trade_no: str) -> str | None:
+        """The id of the merchant's payment under ``out_trade_no``, or None when there is none."""
+        ...
+
     def get_for_update(self, payment_id: str) -> Payment | None:
         """The payment, its row locked until the unit of work ends (serialises its attempts)."""
         ...

@@ -41,6 +41,10 @@ class PayoutRepository(Protocol):
         """The payout, or None (also when it belongs to another merchant than ``merchant_id``)."""
         ...
 
+    def id_of_out_payout_no(self, merchant_id: str, out_payout_no: str) -> str | None:
+        """The id of the merchant's payout under ``out_payout_no``, or None when there is none."""
+        ...
+
     def get_for_update(self, payout_id: str) -> Payout | None:
         """The payout, its row locked until the unit of work ends."""
         ...

@@ -43,6 +43,10 @@ class RefundRepository(Protocol):
         """The refund, or None (also when it belongs to another merchant than ``merchant_id``)."""
         ...
 
+    def id_of_out_refund_no(self, merchant_id: str, out_refund_no: str) -> str | None:
+        """The id of the merchant's refund under ``out_refund_no``, or None when there is none."""
+        ...
+
     def get_for_update(self, refund_id: str) -> Refund | None:
         """The refund, its row locked until the unit of work ends."""
         ...

@@ -285,9 +285,14 @@ def _start(
 
 
 def _is_taken(uow_factory: UnitOfWorkFactory, merchant_id: str, out_trade_no: str) -> bool:
-    """Whether the merchant already created a payment under ``out_trade_no`` (this is a repeat)."""
+    """Whether the merchant already created a payment under ``out_trade_no`` (this is a repeat).
+
+    Asked of the payment itself rather than of its idempotency record, which housekeeping deletes
+    after the retention: a repeat that late must still skip the mandate's checks and reach the 409
+    that names its payment, not be refused as if it were a new debit the mandate no longer allows.
+    """
     with uow_factory() as uow:
-        return uow.idempotency.get(merchant_id, payment_service.IDEMPOTENCY_SCOPE, out_trade_no) is not None
+        return uow.payments.id_of_out_trade_no(merchant_id, out_trade_no) is not None
 
 
 def _current(

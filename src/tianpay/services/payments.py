@@ -157,6 +157,7 @@ def _create(
         request_hash=request.fingerprint(),
         create=insert,
         param="out_trade_no",
+        taken_by=lambda uow: uow.payments.id_of_out_trade_no(request.merchant_id, request.out_trade_no),
     )
     if created:
         return CreatedPayment(created[0], replayed=False)

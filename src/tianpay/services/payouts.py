@@ -174,6 +174,7 @@ def create_payout(
         request_hash=request.fingerprint(account_fingerprint),
         create=insert,
         param="out_payout_no",
+        taken_by=lambda uow: uow.payouts.id_of_out_payout_no(merchant_id, request.out_payout_no),
     )
     if created:
         return CreatedPayout(created[0], replayed=False)

@@ -139,6 +139,7 @@ def create_refund(
         request_hash=request.fingerprint(payment_id),
         create=insert,
         param="out_refund_no",
+        taken_by=lambda uow: uow.refunds.id_of_out_refund_no(merchant_id, request.out_refund_no),
     )
     if created:
         # A wallet payment's refund succeeded in its own unit of work: there is no bank to call.

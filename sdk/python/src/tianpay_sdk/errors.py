@@ -47,7 +47,8 @@ class AuthenticationError(TianpayError):
 
 
 class IdempotencyError(TianpayError):
-    """The order number was used before with a different body (409 `idempotency_conflict`)."""
+    """The order number was used before with a different body (409 `idempotency_conflict`), or
+    before its first answer's retention ran out (409 `idempotency_record_expired`)."""
 
 
 class RateLimitError(TianpayError):

@@ -17,8 +17,8 @@ from tianpay.ports.idempotency import IdempotencyRecord
 from .tables import idempotency_records
 
 # A claimed record holds these until ``complete`` fills it in the same transaction, so no other
-# transaction ever reads them.
-_PENDING_STATUS = 0
+# transaction ever reads them (housekeeping leaves a record with this status alone all the same).
+PENDING_STATUS = 0
 _PENDING_BODY = ""
 
 
@@ -49,7 +49,7 @@ class SqlIdempotencyRepository:
                 scope=scope,
                 key=key,
                 request_hash=request_hash,
-                status_code=_PENDING_STATUS,
+                status_code=PENDING_STATUS,
                 response_body=_PENDING_BODY,
                 created_at=self._clock.now(),
             )
@@ -62,7 +62,7 @@ class SqlIdempotencyRepository:
         t = idempotency_records.c
         result = self._connection.execute(
             update(idempotency_records)
-            .where(t.merchant_id == merchant_id, t.scope == scope, t.key == key, t.status_code == _PENDING_STATUS)
+            .where(t.merchant_id == merchant_id, t.scope == scope, t.key == key, t.status_code == PENDING_STATUS)
             .values(status_code=status_code, response_body=response_body)
         )
         if result.rowcount != 1:

@@ -58,6 +58,12 @@ class SqlPaymentRepository:
         row = self._connection.execute(query).first()
         return None if row is None else _payment_from(row)
 
+    def id_of_out_trade_no(self, merchant_id: str, out_trade_no: str) -> str | None:
+        found = self._connection.execute(
+            select(payments.c.id).where(payments.c.merchant_id == merchant_id, payments.c.out_trade_no == out_trade_no)
+        ).scalar_one_or_none()
+        return None if found is None else str(found)
+
     def get_for_update(self, payment_id: str) -> Payment | None:
         # SQLite ignores FOR UPDATE; there every write transaction starts with BEGIN IMMEDIATE, which
         # already serialises writers (see engine.py).

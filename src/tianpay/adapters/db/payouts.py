@@ -49,6 +49,12 @@ class SqlPayoutRepository:
         row = self._connection.execute(query).first()
         return None if row is None else _payout_from(row)
 
+    def id_of_out_payout_no(self, merchant_id: str, out_payout_no: str) -> str | None:
+        found = self._connection.execute(
+            select(payouts.c.id).where(payouts.c.merchant_id == merchant_id, payouts.c.out_payout_no == out_payout_no)
+        ).scalar_one_or_none()
+        return None if found is None else str(found)
+
     def get_for_update(self, payout_id: str) -> Payout | None:
         row = self._connection.execute(select(payouts).where(payouts.c.id == payout_id).with_for_update()).first()
         return None if row is None else _payout_from(row)

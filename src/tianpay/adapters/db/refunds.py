@@ -52,6 +52,12 @@ class SqlRefundRepository:
         row = self._connection.execute(query).first()
         return None if row is None else _refund_from(row)
 
+    def id_of_out_refund_no(self, merchant_id: str, out_refund_no: str) -> str | None:
+        found = self._connection.execute(
+            select(refunds.c.id).where(refunds.c.merchant_id == merchant_id, refunds.c.out_refund_no == out_refund_no)
+        ).scalar_one_or_none()
+        return None if found is None else str(found)
+
     def get_for_update(self, refund_id: str) -> Refund | None:
         row = self._connection.execute(select(refunds).where(refunds.c.id == refund_id).with_for_update()).first()
         return None if row is None else _refund_from(row)

@@ -159,6 +159,8 @@ idempotency_records = Table(
     Column("status_code", Integer, nullable=False),
     Column("response_body", Text, nullable=False),
     Column("created_at", utc_datetime(), nullable=False),
+    # Housekeeping deletes records older than the retention through this (revision 0018).
+    Index("ix_idempotency_records_created", "created_at"),
 )
 
 events = Table(
@@ -440,6 +442,8 @@ sms_outbox = Table(
     Column("body_ciphertext", Text, nullable=False),
     Column("created_at", utc_datetime(), nullable=False),
     Index("ix_sms_outbox_phone", "phone_fingerprint", "id"),
+    # Housekeeping deletes messages older than the retention through this (revision 0018).
+    Index("ix_sms_outbox_created", "created_at"),
 )
 
 # Fixed-window counters for the `limits` library (adapters/rate_limits.py): shared by every serve
