@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tianpay.domain.console import BankSwitchedOff
 from tianpay.domain.errors import IllegalTransition
 from tianpay.domain.ledger import member_wallet, merchant_available, net_by_account
 from tianpay.domain.money import Money
@@ -100,12 +101,34 @@ def test_a_merchant_payout_leaves_available_and_a_withdrawal_leaves_the_wallet()
 
 
 def test_the_payees_own_bank_pays_when_it_has_a_payout_channel_otherwise_bcb_through_clearing() -> None:
-    assert sending_bank("HBB", ["BCB", "HBB"]) == "HBB"
-    assert sending_bank("BCB", ["BCB", "HBB"]) == "BCB"
-    assert sending_bank("JHB", ["BCB", "HBB"]) == "BCB"
-    assert sending_bank("HBB", ["BCB"]) == "BCB"
+    none_off: frozenset[str] = frozenset()
+    assert sending_bank("HBB", ["BCB", "HBB"], switched_off=none_off) == "HBB"
+    assert sending_bank("BCB", ["BCB", "HBB"], switched_off=none_off) == "BCB"
+    assert sending_bank("JHB", ["BCB", "HBB"], switched_off=none_off) == "BCB"
+    assert sending_bank("HBB", ["BCB"], switched_off=none_off) == "BCB"
     with pytest.raises(PayoutNotSupported):
-        sending_bank("JHB", ["HBB"])
+        sending_bank("JHB", ["HBB"], switched_off=none_off)
+
+
+@pytest.mark.parametrize(("payee_bank", "switched_off"), [
+    ("HBB", {"HBB"}),  # the payee's bank, which would pay from its own reserve
+    ("BCB", {"BCB"}),
+    ("JHB", {"JHB"}),  # the payee's bank, though BCB would pay through the clearing
+    ("JHB", {"BCB"}),  # the bank that would pay through the clearing
+])
+def test_a_payout_to_or_through_a_switched_off_bank_is_refused_not_rerouted(
+    payee_bank: str, switched_off: set[str]
+) -> None:
+    with pytest.raises(BankSwitchedOff) as refused:
+        sending_bank(payee_bank, ["BCB", "HBB"], switched_off=switched_off, param="card_id")
+    assert refused.value.code == "bank_switched_off"
+    assert refused.value.param == "card_id"
+
+
+def test_a_bank_switched_off_stops_only_payouts_that_go_to_it_or_through_it() -> None:
+    assert sending_bank("HBB", ["BCB", "HBB"], switched_off={"BCB", "JHB"}) == "HBB"
+    assert sending_bank("JHB", ["BCB", "HBB"], switched_off={"HBB"}) == "BCB"
+    assert sending_bank("BCB", ["BCB", "HBB"], switched_off={"HBB", "JHB"}) == "BCB"
 
 
 def test_a_request_breaking_a_rule_is_refused_with_the_rules_own_error() -> None:

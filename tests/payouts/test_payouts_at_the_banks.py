@@ -1,5 +1,6 @@
 """Payouts through the real simulated banks, on SQLite and PostgreSQL: submit, success, failure,
-unclear answers resolved by query, bounces, concurrent dispatchers and idempotent requests."""
+unclear answers resolved by query, bounces, concurrent dispatchers, idempotent requests, and banks
+switched off in the console."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tests.payouts.conftest import (
 from tianpay.adapters.clock import SettableClock
 from tianpay.adapters.ids import UlidGenerator
 from tianpay.channels.registry import ChannelRegistry
+from tianpay.domain.console import BankSwitchedOff, ChannelSetting
 from tianpay.domain.errors import Conflict, IdempotencyConflict, InsufficientBalance
 from tianpay.domain.money import Money
 from tianpay.domain.payout import PayeeAccount, Payout, PayoutRequest, PayoutStatus
@@ -458,3 +460,41 @@ def test_a_settlement_payout_is_retried_once_by_an_operator_and_only_after_its_p
     assert settlement.get_settlement(uow_factory, MERCHANT_ID, settlement_id).status.value == "payout_failed"
     assert available_minor(uow_factory) == 1_000_000 + 12_000
     assert ledger_is_sound(uow_factory)
+
+
+def test_a_settlement_to_an_account_at_a_switched_off_bank_waits_and_is_paid_once_the_bank_is_back_on(
+    payer: Payer, payout_world: PayoutWorld, uow_factory: UnitOfWorkFactory
+) -> None:
+    settlement_id = _settled_for_auto_payout(payer, uow_factory, WANG_FANG_HBB, 15_000)
+    available_before = available_minor(uow_factory)
+    account_before = payout_world.balance("HBB", WANG_FANG_HBB[1])
+    _switch(uow_factory, payer.clock, "HBB", is_enabled=False)
+    # Skipped, not failed: no payout, no money reserved, the settlement still waits for its payout.
+    assert _pay_settlements(payer) == 0
+    assert _settlement_payouts(uow_factory, settlement_id) == []
+    waiting = settlement.get_settlement(uow_factory, MERCHANT_ID, settlement_id)
+    assert (waiting.status.value, waiting.payout_id) == ("settled", None)
+    assert available_minor(uow_factory) == available_before
+    # A merchant's own payout to that bank is refused up front the same way.
+    with pytest.raises(BankSwitchedOff):
+        payouts.create_payout(payer.uow, payer.clock, payer.ids, payer.channels, payer.tools.cipher, MERCHANT_ID,
+                              request("P-OFF", 1_000))
+    assert available_minor(uow_factory) == available_before
+
+    _switch(uow_factory, payer.clock, "HBB", is_enabled=True)
+    assert _pay_settlements(payer) == 1
+    payer.dispatch()
+    for _ in range(3):
+        if settlement.get_settlement(uow_factory, MERCHANT_ID, settlement_id).status.value == "paid":
+            break
+        payer.requery_later()
+    assert settlement.get_settlement(uow_factory, MERCHANT_ID, settlement_id).status.value == "paid"
+    assert payout_world.balance("HBB", WANG_FANG_HBB[1]) == account_before + 15_000
+    assert ledger_is_sound(uow_factory)
+
+
+def _switch(uow_factory: UnitOfWorkFactory, clock: SettableClock, bank: str, *, is_enabled: bool) -> None:
+    """The bank's switch as the console stores it (``services.console.set_channel`` writes this row)."""
+    with uow_factory() as uow:
+        uow.channel_settings.save(ChannelSetting(bank, is_enabled, None, "ops.admin", clock.now()))
+        uow.commit()

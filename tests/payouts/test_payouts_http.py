@@ -5,7 +5,7 @@ member's withdrawal through the wallet pages. The worker's payout jobs run in th
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,12 @@ from tests.payouts.conftest import LI_NA_JHB, SHOP_BCB, WANG_FANG_HBB, PayoutWor
 from tests.wallet.test_wallet_pages import Platform, live_wallet_platform
 from tianpay.domain.ledger import JournalEntry, bank_reserve, credit, debit, merchant_available
 from tianpay.domain.money import Money
+from tianpay.domain.operator import Operator, Role
 from tianpay.domain.posting_rules import bank_payment_succeeded, wallet_top_up_succeeded
 from tianpay.domain.settlement import business_date_of
+from tianpay.entrypoints.console.routes import console_tools
 from tianpay.entrypoints.worker import payout_jobs
-from tianpay.services import payouts, settlement
+from tianpay.services import console, payouts, settlement
 from tianpay.services.housekeeping import HousekeepingPolicy
 from tianpay.services.merchants import KeyRequest, KeyTools, NewMerchant, create_merchant
 
@@ -233,6 +235,84 @@ def _settle(platform: Platform, shop: SignedClient, payout_id: str) -> str:
         run_payout_jobs(platform)
         status = status_of(shop, payout_id)
     return status
+
+
+# ---- banks switched off in the operator console -------------------------------------------------------------
+
+
+@pytest.fixture
+def switch(platform: Platform) -> Iterator[Callable[[str, bool], None]]:
+    """Switches a bank off or on as an admin does in the console; every bank is back on afterwards."""
+    container = platform.container
+    admin = Operator("ops.admin", Role.ADMIN, False, platform.clock.now())
+    touched: set[str] = set()
+
+    def set_bank(bank: str, is_enabled: bool) -> None:
+        touched.add(bank)
+        console.set_channel(container.uow, console_tools(container), admin, bank, is_enabled=is_enabled,
+                            cost_bps=None, reason="maintenance window" if not is_enabled else "maintenance over")
+
+    yield set_bank
+    for bank in touched:
+        set_bank(bank, True)
+
+
+def test_a_payout_to_an_account_at_a_switched_off_bank_is_refused_up_front_and_changes_nothing(
+    platform: Platform, shop: SignedClient, switch: Callable[[str, bool], None], payout_world: PayoutWorld
+) -> None:
+    balance_before = shop.get("/v1/balance").json()
+    body = payout_body("API-P-OFF-HBB", 4_200, WANG_FANG_HBB)
+    switch("HBB", False)
+    refused = shop.post("/v1/payouts", json=body)
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", "bank_switched_off",
+                                                              "account.bank")
+    assert "HBB" in error["message"]
+    assert WANG_FANG_HBB[1] not in refused.text
+    assert shop.get("/v1/balance").json() == balance_before
+    assert "API-P-OFF-HBB" not in [p["out_payout_no"] for p in shop.get("/v1/payouts?limit=100").json()["data"]]
+    with platform.container.uow() as uow:
+        assert uow.ledger.verify() is None
+
+    # The refusal kept nothing, not even the number: once the bank is back, the same request is a new payout.
+    switch("HBB", True)
+    before = payout_world.balance("HBB", WANG_FANG_HBB[1])
+    created = shop.post("/v1/payouts", json=body)
+    assert created.status_code == 201, created.text
+    assert created.headers.get("Idempotent-Replayed") != "true"
+    run_payout_jobs(platform)
+    wait_until(lambda: _settle(platform, shop, created.json()["id"]) == "succeeded", what="the payout succeeded")
+    assert payout_world.balance("HBB", WANG_FANG_HBB[1]) == before + 4_200
+
+
+def test_a_bank_switched_off_stops_the_payouts_that_would_go_through_it_and_no_others(
+    platform: Platform, shop: SignedClient, switch: Callable[[str, bool], None]
+) -> None:
+    assert "BCB" in platform.container.channels.payout_banks(), "the BCB payout adapter is not registered yet"
+    balance_before = shop.get("/v1/balance").json()
+    switch("BCB", False)
+    # A JHB account is paid from BCB through the clearing: not rerouted to another reserve, refused.
+    through_bcb = shop.post("/v1/payouts", json=payout_body("API-P-OFF-JHB", 3_300, LI_NA_JHB))
+    assert through_bcb.status_code == 400
+    assert through_bcb.json()["error"]["code"] == "bank_switched_off"
+    assert "BCB" in through_bcb.json()["error"]["message"]
+    to_bcb = shop.post("/v1/payouts", json=payout_body("API-P-OFF-BCB", 3_300, SHOP_BCB))
+    assert to_bcb.json()["error"]["code"] == "bank_switched_off"
+    assert shop.get("/v1/balance").json() == balance_before
+    # An HBB account is paid from HBB's own reserve, which is on.
+    at_hbb = shop.post("/v1/payouts", json=payout_body("API-P-ON-HBB", 3_300, WANG_FANG_HBB))
+    assert at_hbb.status_code == 201, at_hbb.text
+    assert at_hbb.json()["bank"] == "HBB"
+    run_payout_jobs(platform)
+    wait_until(lambda: _settle(platform, shop, at_hbb.json()["id"]) == "succeeded", what="the HBB payout succeeded")
+
+    # Switched off, JHB takes no payout to its accounts either, though none would go through a JHB channel.
+    switch("BCB", True)
+    switch("JHB", False)
+    to_jhb = shop.post("/v1/payouts", json=payout_body("API-P-OFF-JHB2", 3_300, LI_NA_JHB))
+    assert to_jhb.status_code == 400
+    assert to_jhb.json()["error"]["code"] == "bank_switched_off"
 
 
 # ---- a member's withdrawal through the wallet pages ------------------------------------------------------------

@@ -23,6 +23,7 @@ from tianpay.adapters.ids import UlidGenerator
 from tianpay.channels.registry import ChannelRegistry
 from tianpay.domain.card_binding import CardBinding
 from tianpay.domain.channel_health import BreakerState
+from tianpay.domain.console import BankSwitchedOff, ChannelSetting
 from tianpay.domain.payment import AttemptStatus, Payment, PaymentMethod, PaymentStatus
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
 from tianpay.services import members, quick_pay, routing
@@ -120,6 +121,33 @@ def test_hbb_refusing_new_orders_fails_over_and_jhb_takes_the_payment(
     # The banks' own books agree: HBB recorded nothing, JHB moved the whole amount into our reserve.
     assert moved_into_reserve(binder.world, "HBB", attempt_ids) == 0
     assert moved_into_reserve(binder.world, "JHB", attempt_ids) == 2345
+
+
+def test_a_card_at_a_bank_switched_off_in_the_console_is_refused_and_no_other_card_is_charged(
+    checkout: Checkout, payer: Payer, binder: Binder
+) -> None:
+    with checkout.uow() as uow:
+        uow.channel_settings.save(ChannelSetting("HBB", False, None, "ops.admin", checkout.clock.now()))
+        uow.commit()
+    cards_before = {bank: binder.world.balance(bank, ZHANG_WEI.cards[bank]) for bank in ("HBB", "JHB")}
+    payment = new_payment(checkout.uow, checkout.clock, checkout.ids, checkout.merchant_id, 4567,
+                          method=PaymentMethod.QUICK_PAY)
+    # Before the switch check, the plan left HBB out and charged the member's JHB card, which nobody chose.
+    with pytest.raises(BankSwitchedOff) as refused:
+        quick_pay.confirm_quick_pay(
+            checkout.uow, checkout.clock, checkout.ids, checkout.channels, checkout.tools,  # type: ignore[arg-type]
+            checkout.settings, merchant_id=checkout.merchant_id, payment_id=payment.id,
+            card_id=payer.cards["HBB"].id, payment_password=PAYMENT_PASSWORD,
+        )
+    assert (refused.value.code, refused.value.param) == ("bank_switched_off", "card_id")
+    with checkout.uow() as uow:
+        unpaid = uow.payments.get(payment.id)
+        assert unpaid is not None
+        assert unpaid.status is PaymentStatus.CREATED
+    assert checkout.attempts(payment) == []
+    assert {bank: binder.world.balance(bank, ZHANG_WEI.cards[bank]) for bank in ("HBB", "JHB")} == cards_before
+    # The member's JHB card, at a bank that is on, still pays.
+    assert checkout.pay(payer.cards["JHB"], 5678).status is PaymentStatus.SUCCEEDED
 
 
 def test_a_magic_91_is_refused_by_both_banks_and_fails_the_payment(checkout: Checkout, payer: Payer) -> None:

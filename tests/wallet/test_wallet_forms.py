@@ -1,8 +1,8 @@
 """The wallet's forms over plain HTTP against a real platform server and the simulated banks, on both
 databases: one guard for every signed-in page (sign-in redirect, 403 without a session or a CSRF token),
 one-time form keys that make a second POST of the same withdrawal or top-up form change nothing, and
-top-ups only at banks an operator has not switched off in the console (by online banking or with a bound
-card at such a bank).
+banks an operator switched off in the console: no top-up there (by online banking or with a bound card),
+no quick pay at the cashier with a card there, no withdrawal to a card there.
 """
 
 from __future__ import annotations
@@ -277,12 +277,13 @@ def test_a_card_at_a_switched_off_bank_is_greyed_out_and_a_forged_quick_top_up_w
     assert card_offered(browser.get("/wallet/top-up"), card_id) == "available"
 
 
-def card_offered(page: httpx.Response, card_id: str) -> str:
-    """How the quick top-up lists the card: "available", or the reason code it is greyed out with."""
-    form = next(f for f in forms_on(page) if f.action.endswith("/wallet/top-up/quick-pay"))
+def card_offered(page: httpx.Response, card_id: str, action: str = "/wallet/top-up/quick-pay") -> str:
+    """How the form posting to ``action`` (the quick top-up, the withdrawal, the cashier's quick pay) lists
+    the card: "available", or the reason code it is greyed out with."""
+    form = next(f for f in forms_on(page) if f.action.endswith(action))
     assert card_id in form.choices["card_id"]
     greyed = re.search(
-        rf'<label class="bank hint" data-unavailable="([a-z_]+)"><input type="radio" name="card_id" '
+        rf'<label class="bank hint" data-unavailable="([a-z_]+)">\s*<input type="radio" name="card_id" '
         rf'value="{re.escape(card_id)}" disabled>', page.text,
     )
     return "available" if greyed is None else greyed.group(1)
@@ -304,6 +305,104 @@ def test_top_up_and_pay_offers_only_banks_that_are_on(platform: Platform, browse
         assert 'data-error="bank_switched_off"' in forged.text
     finally:
         console.set_channel(container.uow, console_tools(container), admin, "HBB", is_enabled=True, cost_bps=None,
+                            reason="maintenance over")
+
+
+def test_the_cashiers_quick_pay_greys_out_a_card_at_a_switched_off_bank_and_refuses_a_forged_payment_with_it(
+    platform: Platform, bank_world: BankWorld, browser: httpx.Client, payer: str, card_id: str
+) -> None:
+    container = platform.container
+    admin = Operator("ops.admin", Role.ADMIN, False, platform.clock.now())
+    payment = _cashier_payment(platform, Money.cny(1_234))
+    action = f"/cashier/{payment}/quick-pay"
+    assert card_offered(browser.get(action), card_id, action) == "available"
+    console.set_channel(container.uow, console_tools(container), admin, "HBB", is_enabled=False, cost_bps=None,
+                        reason="maintenance window")
+    try:
+        page = browser.get(action)
+        assert page.status_code == 200
+        assert card_offered(page, card_id, action) == "bank_switched_off"
+        assert "该银行暂停快捷支付" in page.text
+        assert 'data-field="no-cards-available"' in page.text
+        form = form_ending(page, action)
+        card_before = bank_world.balance("HBB", HBB_CARD)
+        forged = browser.post(form.action, data={**form.fields, "card_id": card_id,
+                                                 "payment_password": PAYMENT_PASSWORD})
+        assert forged.status_code == 400
+        assert 'data-error="bank_switched_off"' in forged.text
+        assert "该银行卡所属银行暂停快捷支付" in forged.text
+        assert card_offered(forged, card_id, action) == "bank_switched_off"
+        # Nothing was stored or sent: the payment is still payable, with no attempt, and the card untouched.
+        assert _payment_state(platform, payment) == ("created", [])
+        assert bank_world.balance("HBB", HBB_CARD) == card_before
+        english = browser.get(f"{action}?lang=en")
+        assert "Bank not taking quick pay right now" in english.text
+    finally:
+        console.set_channel(container.uow, console_tools(container), admin, "HBB", is_enabled=True, cost_bps=None,
+                            reason="maintenance over")
+        browser.get(f"/cashier/{payment}?lang=zh")
+    page = browser.get(action)
+    assert card_offered(page, card_id, action) == "available"
+    card_before = bank_world.balance("HBB", HBB_CARD)
+    paid = browser.post(action, data={**form_ending(page, action).fields, "card_id": card_id,
+                                      "payment_password": PAYMENT_PASSWORD})
+    assert paid.url.path == f"/cashier/{payment}/result"
+    assert _payment_state(platform, payment)[0] == "succeeded"
+    assert bank_world.balance("HBB", HBB_CARD) == card_before - 1_234
+
+
+def _payment_state(platform: Platform, payment_id: str) -> tuple[str, list[str]]:
+    with platform.container.uow() as uow:
+        found = uow.payments.get(payment_id)
+        assert found is not None
+        return found.status.value, [attempt.bank for attempt in uow.payments.attempts_of(payment_id)]
+
+
+def test_a_withdrawal_to_a_card_at_a_switched_off_bank_is_greyed_out_and_a_forged_one_changes_nothing(
+    platform: Platform, browser: httpx.Client, payer: str, card_id: str
+) -> None:
+    container = platform.container
+    admin = Operator("ops.admin", Role.ADMIN, False, platform.clock.now())
+    fund(WalletWorld(container.uow, container.member_tools, MERCHANT, payer), 5_000)
+    assert card_offered(browser.get("/wallet/withdraw"), card_id, "/wallet/withdraw") == "available"
+    console.set_channel(container.uow, console_tools(container), admin, "HBB", is_enabled=False, cost_bps=None,
+                        reason="maintenance window")
+    try:
+        page = browser.get("/wallet/withdraw")
+        assert card_offered(page, card_id, "/wallet/withdraw") == "bank_switched_off"
+        assert "该银行暂停提现" in page.text
+        assert 'data-field="no-cards-available"' in page.text
+        before = (balance_minor(platform, payer), withdrawal_count(platform, payer))
+        forged = browser.post("/wallet/withdraw", data=withdraw_form(browser, card_id, "10.00").fields)
+        assert forged.status_code == 400
+        assert 'data-error="bank_switched_off"' in forged.text
+        assert "该银行暂停提现，请选择其他银行卡" in forged.text
+        # No withdrawal, no hold on the wallet, no ledger entry.
+        assert (balance_minor(platform, payer), withdrawal_count(platform, payer)) == before
+        assert_ledger_sound(container.uow)
+    finally:
+        console.set_channel(container.uow, console_tools(container), admin, "HBB", is_enabled=True, cost_bps=None,
+                            reason="maintenance over")
+
+
+def test_a_bank_switched_off_stops_only_the_withdrawals_that_would_go_to_it_or_through_it(
+    platform: Platform, browser: httpx.Client, payer: str, card_id: str
+) -> None:
+    container = platform.container
+    admin = Operator("ops.admin", Role.ADMIN, False, platform.clock.now())
+    fund(WalletWorld(container.uow, container.member_tools, MERCHANT, payer), 5_000)
+    # BCB pays only the cards at banks without a payout channel (JHB); HBB cards are paid from HBB's reserve.
+    console.set_channel(container.uow, console_tools(container), admin, "BCB", is_enabled=False, cost_bps=None,
+                        reason="maintenance window")
+    try:
+        page = browser.get("/wallet/withdraw")
+        assert card_offered(page, card_id, "/wallet/withdraw") == "available"
+        before = (balance_minor(platform, payer), withdrawal_count(platform, payer))
+        done = browser.post("/wallet/withdraw", data=withdraw_form(browser, card_id, "1.00").fields)
+        assert done.status_code == 200
+        assert (balance_minor(platform, payer), withdrawal_count(platform, payer)) == (before[0] - 100, before[1] + 1)
+    finally:
+        console.set_channel(container.uow, console_tools(container), admin, "BCB", is_enabled=True, cost_bps=None,
                             reason="maintenance over")
 
 

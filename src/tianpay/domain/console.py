@@ -132,6 +132,14 @@ class ChannelSetting:
     updated_at: datetime
 
 
+class BankSwitchedOff(DomainError):
+    """An operator switched the bank off in the console (a ``ChannelSetting`` not enabled): no new
+    payment, top-up, withdrawal or payout goes to or through it. One code for every product, because
+    the switch is one per bank (docs/console.md "Channels: switches and costs")."""
+
+    code = "bank_switched_off"
+
+
 MAX_COST_BPS: Final = 1_000
 
 

@@ -11,11 +11,12 @@ import enum
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
 
+from tianpay.domain.console import BankSwitchedOff
 from tianpay.domain.errors import DomainError, IllegalTransition
 from tianpay.domain.ledger import AccountSpec, member_wallet, merchant_available
 from tianpay.domain.money import Money
@@ -259,15 +260,29 @@ def payout_source_account(source: PayoutSource, *, merchant_id: str | None, memb
     return member_wallet(member_id)
 
 
-def sending_bank(payee_bank: str, payout_banks: Sequence[str]) -> str:
-    """Which reserve pays: the payee's own bank when it has a payout channel, else BCB via clearing."""
+def sending_bank(
+    payee_bank: str, payout_banks: Sequence[str], *, switched_off: Collection[str], param: str = "account.bank"
+) -> str:
+    """Which reserve pays: the payee's own bank when it has a payout channel, else BCB via clearing.
+
+    ``switched_off`` are the banks an operator switched off in the console. The switch is one per bank
+    for every product, so a new payout neither goes to an account at such a bank nor through its
+    reserve: BankSwitchedOff. It is not rerouted through the clearing instead, which would move the
+    payout onto another bank's reserve unasked, towards a bank the operator has just taken out of
+    service. ``param`` names the request field the refusal is about (a withdrawal's is ``card_id``).
+    """
+    if payee_bank in switched_off:
+        raise BankSwitchedOff(f"payouts to {payee_bank} accounts are paused now; try again later", param=param)
     if payee_bank in payout_banks:
         return payee_bank
-    if CLEARING_BANK in payout_banks:
-        return CLEARING_BANK
-    raise PayoutNotSupported(
-        f"no payout channel reaches {payee_bank} accounts now; try again later", param="account.bank"
-    )
+    if CLEARING_BANK not in payout_banks:
+        raise PayoutNotSupported(f"no payout channel reaches {payee_bank} accounts now; try again later", param=param)
+    if CLEARING_BANK in switched_off:
+        raise BankSwitchedOff(
+            f"payouts to {payee_bank} accounts go through {CLEARING_BANK}, which is paused now; try again later",
+            param=param,
+        )
+    return CLEARING_BANK
 
 
 def check_purpose(purpose: str) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from tianpay.domain.console import BankSwitchedOff
 from tianpay.domain.errors import DomainError
 from tianpay.domain.money import Money
 from tianpay.domain.payment import InvalidBank
@@ -40,10 +41,8 @@ class NotPayableFromWallet(DomainError):
     code = "payment_method_not_allowed"
 
 
-class TopUpBankSwitchedOff(InvalidBank):
+class TopUpBankSwitchedOff(BankSwitchedOff, InvalidBank):
     """An operator switched the bank off in the console: no new top-up goes to it (docs/console.md)."""
-
-    code = "bank_switched_off"
 
 
 class FormKeyInvalid(DomainError):

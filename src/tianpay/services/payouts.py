@@ -55,6 +55,8 @@ from tianpay.ports.payouts import (
     PayoutOrder,
 )
 from tianpay.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from tianpay.services import routing
+from tianpay.services.card_bindings import cards_of
 from tianpay.services.idempotency import run_idempotent
 from tianpay.services.member_tools import MemberTools
 from tianpay.services.members import verify_payment_password
@@ -131,7 +133,9 @@ def create_payout(
     The payout is ``created`` with its money reserved (the submit entry); the worker batches and
     sends it. The same out_payout_no with the same request returns the first payout (as it is now);
     with a different request it raises IdempotencyConflict. A balance that does not cover the amount
-    raises InsufficientBalance from the ledger's conditional write, and nothing is stored.
+    raises InsufficientBalance from the ledger's conditional write, and nothing is stored; so does a
+    payee's bank, or the bank that would pay it, that an operator switched off (BankSwitchedOff, read in
+    the creating unit of work; a repeat of a payout created before the switch still returns it).
     ``settlement_account`` is the merchant's settlement account, needed when ``request.account`` is None.
     """
     check_request(request)
@@ -157,7 +161,7 @@ def create_payout(
             account_fingerprint=payee.account_fingerprint,
             account_sealed=payee.account_sealed,
             card_id=None,
-            bank=sending_bank(payee.bank, directory.payout_banks()),
+            bank=sending_bank(payee.bank, directory.payout_banks(), switched_off=routing.switched_off_in(uow)),
             status=PayoutStatus.CREATED,
             created_at=now,
             updated_at=now,
@@ -196,8 +200,10 @@ def create_settlement_payout(
 ) -> Payout:
     """Inside the caller's unit of work: a payout of a settlement to the merchant's settlement account.
 
-    Raises InsufficientBalance (from the ledger) when ``available`` does not cover ``amount``; the
-    caller's unit of work then rolls back. The caller attaches the payout to its settlement.
+    Raises InsufficientBalance (from the ledger) when ``available`` does not cover ``amount``, and
+    BankSwitchedOff when an operator switched the account's bank (or the paying bank) off; the caller's
+    unit of work then rolls back, and the ``settlement_payouts`` job tries again at its next tick. The
+    caller attaches the payout to its settlement.
     """
     check_amount(amount)
     payee = _sealed_payee(cipher, account)
@@ -216,7 +222,7 @@ def create_settlement_payout(
         account_fingerprint=payee.account_fingerprint,
         account_sealed=payee.account_sealed,
         card_id=None,
-        bank=sending_bank(payee.bank, directory.payout_banks()),
+        bank=sending_bank(payee.bank, directory.payout_banks(), switched_off=routing.switched_off_in(uow)),
         status=PayoutStatus.CREATED,
         created_at=now,
         updated_at=now,
@@ -270,7 +276,9 @@ def request_withdrawal(
 
     The card number stays sealed in ``card_bindings``: the withdrawal names the card, and the number
     is opened only in memory when the batch is sent. Raises InsufficientBalance (nothing stored) when
-    the wallet does not cover the amount.
+    the wallet does not cover the amount, and BankSwitchedOff (``card_id``, nothing stored) when an
+    operator switched off the card's bank or the bank that would pay it (``withdrawal_cards`` greys
+    such a card out on the page; this refuses a page older than the switch, or a forged one).
 
     ``form_key`` is the one-time key the withdrawal page renders into its form: the withdrawal and
     the key's record commit together, so a second POST of the same form returns the first withdrawal
@@ -337,11 +345,32 @@ def _new_withdrawal(
         account_fingerprint=binding.card_fingerprint,
         account_sealed=None,
         card_id=binding.id,
-        bank=sending_bank(binding.bank, directory.payout_banks()),
+        bank=sending_bank(
+            binding.bank, directory.payout_banks(), switched_off=routing.switched_off_in(uow), param="card_id"
+        ),
         status=PayoutStatus.CREATED,
         created_at=now,
         updated_at=now,
     )
+
+
+def withdrawal_cards(
+    uow_factory: UnitOfWorkFactory, directory: PayoutDirectory, member_id: str
+) -> list[routing.CardOffer]:
+    """The member's bound cards for a withdrawal, each greyed out with the code ``request_withdrawal``
+    would refuse it with now (``bank_switched_off``, ``payout_not_supported``): the page applies the
+    same routing rule (``sending_bank``) as the withdrawal itself, so it never offers a card it refuses."""
+    switched_off = routing.disabled_banks(uow_factory)
+    payout_banks = directory.payout_banks()
+    offers: list[routing.CardOffer] = []
+    for card in cards_of(uow_factory, member_id, merchant_id=None):
+        try:
+            sending_bank(card.bank, payout_banks, switched_off=switched_off, param="card_id")
+        except DomainError as refusal:
+            offers.append(routing.CardOffer(card, refusal.code))
+            continue
+        offers.append(routing.CardOffer(card))
+    return offers
 
 
 def withdrawals_of(uow_factory: UnitOfWorkFactory, member_id: str, *, limit: int = 20) -> Sequence[Payout]:
@@ -476,7 +505,8 @@ def retry_settlement_payout(
     and a second retry (another worker, a double click) raises Conflict. ``only_if_account_changed``
     (the automatic run) returns None, creating nothing, while the account is the one that failed.
     Raises InsufficientBalance when ``available`` no longer covers the net, InvalidPayeeAccount when
-    the merchant has no settlement account, NotFound and Conflict.
+    the merchant has no settlement account, BankSwitchedOff when the account's bank (or the paying
+    bank) is switched off in the console, NotFound and Conflict.
     """
     with uow_factory() as uow:
         found = uow.settlements.get(settlement_id)

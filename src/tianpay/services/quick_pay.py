@@ -73,8 +73,9 @@ def confirm_quick_pay(
     Returns the payment as it stands: succeeded, failed (every admitted channel refused; the
     attempts say why), or processing (an answer was unclear: the re-query job or the bank's
     notification settles it). A confirmation of a payment already in flight or paid changes nothing.
-    Raises NotFound, NotQuickPay, CardNotBound, the members service's password errors (with lockout),
-    or QuickPayUnavailable.
+    Raises NotFound, NotQuickPay, CardNotBound, BankSwitchedOff (the chosen card's bank is switched off in
+    the console: the payment stays ``created``, no other card is charged in its place), the members
+    service's password errors (with lockout), or QuickPayUnavailable.
     """
     payment = _payment(uow_factory, merchant_id, payment_id)
     if payment.method not in CARD_PAYABLE_METHODS:
@@ -84,6 +85,8 @@ def confirm_quick_pay(
     binding = get_binding(uow_factory, card_id, merchant_id=merchant_id, member_id=member_id)
     if binding.status is not BindingStatus.BOUND:
         raise CardNotBound(f"card {card_id} is not bound", param="card_id")
+    # Before the password (no try counted) and before any attempt: nothing is stored or sent.
+    routing.refuse_switched_off_card(uow_factory, binding)
     verify_payment_password(uow_factory, tools, binding.member_id, payment_password)
     with uow_factory() as uow:
         cards = uow.card_bindings.of_member(binding.member_id, (BindingStatus.BOUND,))

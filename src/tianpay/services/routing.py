@@ -15,10 +15,11 @@ import structlog
 
 from tianpay.domain.card_binding import CardBinding
 from tianpay.domain.channel_health import BreakerPolicy, BreakerState, ChannelHealth, Signal
+from tianpay.domain.console import BankSwitchedOff
 from tianpay.domain.money import Money
 from tianpay.ports.channels import ChannelResult, Outcome, QuickPayRoute
 from tianpay.ports.clock import Clock
-from tianpay.ports.unit_of_work import UnitOfWorkFactory
+from tianpay.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -140,9 +141,49 @@ def channel_health(uow_factory: UnitOfWorkFactory) -> list[ChannelHealth]:
 
 
 def disabled_banks(uow_factory: UnitOfWorkFactory) -> frozenset[str]:
-    """Banks an operator switched off: no new payment is routed to them, by any method."""
+    """Banks an operator switched off: no new payment is routed to them, by any method, and no new
+    payout goes to or through them (``domain.payout.sending_bank``)."""
     with uow_factory() as uow:
-        return frozenset(setting.bank for setting in uow.channel_settings.all() if not setting.is_enabled)
+        return switched_off_in(uow)
+
+
+def switched_off_in(uow: UnitOfWork) -> frozenset[str]:
+    """``disabled_banks`` read inside the caller's unit of work (a settlement's payout is created in one)."""
+    return frozenset(setting.bank for setting in uow.channel_settings.all() if not setting.is_enabled)
+
+
+@dataclass(frozen=True, slots=True)
+class CardOffer:
+    """A bound card as a payer's page lists it; ``unavailable`` is the error code of the reason it cannot
+    be used now (``bank_switched_off``), or None when it can."""
+
+    card: CardBinding
+    unavailable: str | None = None
+
+    @property
+    def is_available(self) -> bool:
+        return self.unavailable is None
+
+
+def card_offers(uow_factory: UnitOfWorkFactory, cards: Sequence[CardBinding]) -> list[CardOffer]:
+    """The member's bound ``cards`` for a payment by quick pay (the cashier's quick pay, the wallet's quick
+    top-up). A card at a bank an operator switched off stays in the list, marked unavailable, so the payer
+    sees why it cannot be chosen rather than missing it; ``refuse_switched_off_card`` refuses it if chosen."""
+    switched_off = disabled_banks(uow_factory)
+    return [CardOffer(card, BankSwitchedOff.code if card.bank in switched_off else None) for card in cards]
+
+
+def refuse_switched_off_card(
+    uow_factory: UnitOfWorkFactory, card: CardBinding, refusal: type[BankSwitchedOff] = BankSwitchedOff
+) -> None:
+    """Raises ``refusal`` (param ``card_id``) when the payer chose a card whose bank an operator switched off.
+
+    Checked before anything is stored or sent: ``plan`` would leave the card's bank out and charge
+    another of the member's cards in its place, one the payer did not choose (a page older than the
+    switch, or a forged one, may still name the card).
+    """
+    if card.bank in disabled_banks(uow_factory):
+        raise refusal(f"bank {card.bank} is not taking payments now; choose another card", param="card_id")
 
 
 def configured_routes(uow_factory: UnitOfWorkFactory, routes: Sequence[QuickPayRoute]) -> list[QuickPayRoute]:

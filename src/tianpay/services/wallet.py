@@ -56,19 +56,6 @@ class TopUpStarted:
     replayed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class TopUpCard:
-    """A bound card as the quick top-up lists it; ``unavailable`` is the error code of the reason it
-    cannot take a top-up now (``bank_switched_off``), or None when it can."""
-
-    card: CardBinding
-    unavailable: str | None = None
-
-    @property
-    def is_available(self) -> bool:
-        return self.unavailable is None
-
-
 # ---- reading ---------------------------------------------------------------------------------------------
 
 
@@ -166,14 +153,10 @@ def top_up_banks(uow_factory: UnitOfWorkFactory, banks: Sequence[str]) -> list[s
     return [bank for bank in banks if bank not in switched_off]
 
 
-def top_up_cards(uow_factory: UnitOfWorkFactory, member_id: str) -> list[TopUpCard]:
-    """The member's bound cards for a quick top-up. A card at a bank an operator switched off stays in
-    the list, marked unavailable, so the payer sees why it cannot be chosen rather than missing it."""
-    switched_off = routing.disabled_banks(uow_factory)
-    return [
-        TopUpCard(card, TopUpBankSwitchedOff.code if card.bank in switched_off else None)
-        for card in card_bindings.cards_of(uow_factory, member_id, merchant_id=None)
-    ]
+def top_up_cards(uow_factory: UnitOfWorkFactory, member_id: str) -> list[routing.CardOffer]:
+    """The member's bound cards for a quick top-up, a card at a switched-off bank greyed out: the same
+    rule as the cashier's quick pay (``routing.card_offers``)."""
+    return routing.card_offers(uow_factory, card_bindings.cards_of(uow_factory, member_id, merchant_id=None))
 
 
 def top_up_card(uow_factory: UnitOfWorkFactory, member_id: str, card_id: str) -> CardBinding:
@@ -187,10 +170,7 @@ def top_up_card(uow_factory: UnitOfWorkFactory, member_id: str, card_id: str) ->
     binding = card_bindings.get_binding(uow_factory, card_id, merchant_id=None, member_id=member_id)
     if binding.status is not BindingStatus.BOUND:
         raise CardNotBound(f"card {card_id} is not bound", param="card_id")
-    if binding.bank in routing.disabled_banks(uow_factory):
-        raise TopUpBankSwitchedOff(
-            f"bank {binding.bank} is not taking top-ups now; choose another card", param="card_id"
-        )
+    routing.refuse_switched_off_card(uow_factory, binding, TopUpBankSwitchedOff)
     return binding
 
 

@@ -44,6 +44,9 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "quick_pay_error_card_not_bound": "该银行卡未绑定。",
         "quick_pay_error_resource_missing": "该银行卡未绑定。",
         "quick_pay_error_quick_pay_unavailable": "银行暂时无法受理快捷支付，请稍后再试。",
+        "quick_pay_error_bank_switched_off": "该银行卡所属银行暂停快捷支付，请选择其他银行卡或使用网上银行。",
+        "quick_pay_card_unavailable_bank_switched_off": "该银行暂停快捷支付",
+        "quick_pay_no_card_available": "已绑定银行卡的银行均暂停快捷支付，请使用网上银行或绑定其他银行的卡。",
         "processing_note": "您已前往银行付款。如未完成，可重新选择银行；同一订单最多扣款一次。",
         "bank_unavailable": "该银行暂时无法受理，请选择其他银行。",
         "redirect_title": "正在前往银行",
@@ -101,6 +104,11 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "quick_pay_error_card_not_bound": "That card is not bound.",
         "quick_pay_error_resource_missing": "That card is not bound.",
         "quick_pay_error_quick_pay_unavailable": "No bank can take quick pay right now; please try again later.",
+        "quick_pay_error_bank_switched_off": "This card's bank is not taking quick pay right now; "
+        "choose another card or pay with online banking.",
+        "quick_pay_card_unavailable_bank_switched_off": "Bank not taking quick pay right now",
+        "quick_pay_no_card_available": "None of your cards' banks is taking quick pay right now; "
+        "pay with online banking or bind a card at another bank.",
         "processing_note": "You went to a bank to pay. If you did not finish, you may choose a bank again; "
         "you will never be charged twice for one order.",
         "bank_unavailable": "That bank cannot take payments right now; please choose another.",

@@ -34,6 +34,7 @@ from tianpay.services.card_bindings import cards_of
 from tianpay.services.cashier import CashierView, PageState, cashier_view
 from tianpay.services.gateway import BankRefused, handle_front_return, nudge_payment, pay_at_bank
 from tianpay.services.quick_pay import confirm_quick_pay
+from tianpay.services.routing import card_offers
 
 from . import security
 from .i18n import DEFAULT_LANG, LANGS, texts
@@ -223,7 +224,9 @@ def _quick_pay_page(
     status_code: int = 200,
 ) -> Response:
     member = _wallet_member(container, request)
-    cards = [] if member is None else cards_of(container.uow, member.id, merchant_id=None)
+    # A card at a bank an operator switched off is listed greyed out with its reason, by the same rule as
+    # the wallet's quick top-up; confirm_quick_pay refuses it if a stale or forged form names it.
+    cards = [] if member is None else card_offers(container.uow, cards_of(container.uow, member.id, merchant_id=None))
     nonce, is_new_nonce = _nonce(request)
     response = _render(
         request, container, lang, "quick_pay.html", status_code=status_code,

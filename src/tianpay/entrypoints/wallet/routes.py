@@ -88,9 +88,19 @@ _MESSAGES_ZH: Final[Mapping[str, str]] = {
     "form_key_invalid": "页面已过期，请刷新后重试。",
     "idempotency_conflict": "该表单已经提交过，请刷新页面后重新填写。",
 }
-# Why a bound card is greyed out in the quick top-up's list (services.wallet.TopUpCard.unavailable).
+# Why a bound card is greyed out in the quick top-up's list (services.routing.CardOffer.unavailable).
 _CARD_UNAVAILABLE_ZH: Final[Mapping[str, str]] = {
     "bank_switched_off": "该银行暂停充值",
+}
+# The withdrawal page's own words for the codes whose _MESSAGES_ZH text is about top-ups, and why a card
+# is greyed out in its list (services.payouts.withdrawal_cards).
+_WITHDRAWAL_MESSAGES_ZH: Final[Mapping[str, str]] = {
+    "bank_switched_off": "该银行暂停提现，请选择其他银行卡",
+    "payout_not_supported": "暂不支持提现到该银行的卡，请选择其他银行卡",
+}
+_WITHDRAWAL_CARD_UNAVAILABLE_ZH: Final[Mapping[str, str]] = {
+    "bank_switched_off": "该银行暂停提现",
+    "payout_not_supported": "暂不支持提现到该银行",
 }
 _WITHDRAWAL_STATUS_ZH: Final[Mapping[str, str]] = {
     "created": "处理中", "processing": "处理中", "succeeded": "已到账", "failed": "失败（已退回钱包）",
@@ -378,7 +388,9 @@ async def withdraw(request: Request, container: ContainerDep, page: SignedIn) ->
     except IdempotencyConflict as conflict:
         return _withdraw_page(request, container, member, status_code=409, error=conflict)
     except DomainError as refused:
-        return _withdraw_page(request, container, member, status_code=400, error=refused)
+        wording = _WITHDRAWAL_MESSAGES_ZH.get(refused.code)
+        error = refused if wording is None else _Notice(wording, code=refused.code)
+        return _withdraw_page(request, container, member, status_code=400, error=error)
     return _see("/wallet/withdraw")
 
 
@@ -631,7 +643,8 @@ def _withdraw_page(
     return _page(
         request, container, "withdraw.html", member, status_code=status_code, error=error,
         balance=wallet.wallet_balance(container.uow, member.id),
-        cards=card_bindings.cards_of(container.uow, member.id, merchant_id=None),
+        cards=payouts.withdrawal_cards(container.uow, container.channels, member.id),
+        unavailable_reason=lambda code: _WITHDRAWAL_CARD_UNAVAILABLE_ZH.get(code, code),
         withdrawals=payouts.withdrawals_of(container.uow, member.id),
         status_name=lambda status: _WITHDRAWAL_STATUS_ZH.get(status, status),
     )
@@ -751,7 +764,7 @@ def _page(
     html = _ENV.get_template(template).render(
         member=member,
         csrf_token=GUARD.csrf_token(container, nonce),
-        error=None if error is None else _MESSAGES_ZH.get(error.code, error.message),
+        error=_error_text(error),
         error_code=None if error is None else error.code,
         yuan=_yuan,
         signed_yuan=_signed_yuan,
@@ -762,6 +775,15 @@ def _page(
     )
     response = GUARD.finish(container, HTMLResponse(html, status_code=status_code), nonce, is_new)
     return security.add_security_headers(response, form_targets=form_targets)
+
+
+def _error_text(error: DomainError | _Notice | None) -> str | None:
+    """What the payer reads: a page's own notice as it is worded, a domain error in the page's Chinese."""
+    if error is None:
+        return None
+    if isinstance(error, _Notice):
+        return error.message
+    return _MESSAGES_ZH.get(error.code, error.message)
 
 
 def _render_redirect(request: Request, container: Container, member: Member, form: RedirectForm) -> Response:
