@@ -76,6 +76,7 @@ class Container:
             sms_limiter=LimitsSendLimiter(SqlLimitsStorage(self.engine, self.clock), settings.sms_send_limits),
             session_lifetime=timedelta(seconds=settings.member_session_lifetime_s),
             wallet_sms_threshold_minor=settings.wallet_sms_threshold_minor,
+            withdrawal_review_threshold_minor=settings.withdrawal_review_threshold_minor,
         )
 
     @cached_property

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     member_session_lifetime_s: int = Field(default=12 * 3600, gt=0)
     # A wallet payment above this many fen also needs an SMS code; unset: the payment password suffices.
     wallet_sms_threshold_minor: int | None = Field(default=None, ge=0)
+    # A member's withdrawal of at least this many fen waits in ``pending_review`` for an operator
+    # (docs/payouts.md "Review"); ¥50,000.00 by default. Merchants' thresholds are set per merchant in
+    # the console. None (in code) turns the review of withdrawals off.
+    withdrawal_review_threshold_minor: int | None = Field(default=5_000_000, ge=1)
 
     # Reconciliation (docs/reconciliation.md): the worker fetches a bank's statement this long after
     # the business date's cutoff (Shanghai midnight), for dates up to this many days back; a statement

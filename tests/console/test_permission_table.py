@@ -9,7 +9,7 @@ from tianpay.domain.operator import Role
 
 FINANCE_ONLY = {
     Permission.VIEW_RECONCILIATION, Permission.RESOLVE_EXCEPTION, Permission.VIEW_SETTLEMENTS,
-    Permission.RETRY_PAYOUT_QUERY, Permission.RETRY_SETTLEMENT_PAYOUT,
+    Permission.RETRY_PAYOUT_QUERY, Permission.RETRY_SETTLEMENT_PAYOUT, Permission.REVIEW_PAYOUTS,
     Permission.VIEW_STATISTICS, Permission.EDIT_FEE_PLAN, Permission.EDIT_SETTLEMENT,
     Permission.VIEW_CHANNELS,
 }

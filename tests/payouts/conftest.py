@@ -19,18 +19,22 @@ from typing import Any
 
 import httpx
 import pytest
+import requests
 from sqlalchemy import Engine
 
+from tests.api.rfc9421_client import MerchantCredentials, PlatformKey, SignedClient
 from tests.gateway.conftest import HANG_S, WORLD_START_TIMEOUT_S, _readline_within
 from tests.members.conftest import build_tools
 from tianpay.adapters.clock import SettableClock
 from tianpay.adapters.ids import UlidGenerator
+from tianpay.bootstrap import Container
 from tianpay.channels.registry import ChannelRegistry, load_channels, onboard_banks
 from tianpay.domain.ledger import JournalEntry, bank_reserve, credit, debit, merchant_available
 from tianpay.domain.merchant import Merchant, MerchantStatus
 from tianpay.domain.money import Money
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
 from tianpay.services.member_tools import MemberTools
+from tianpay.services.merchants import KeyRequest, KeyTools, NewMerchant, create_merchant
 
 # The adapters give up well before the banks' magic 96/97 hang (HANG_S) ends.
 CHANNEL_TIMEOUT_S = 1.0
@@ -138,3 +142,27 @@ def fund_merchant(uow_factory: UnitOfWorkFactory, clock: SettableClock, minor: i
 def available_minor(uow_factory: UnitOfWorkFactory, merchant_id: str = MERCHANT_ID) -> int:
     with uow_factory() as uow:
         return uow.ledger.balance(f"merchant:{merchant_id}:available").minor
+
+
+def funded_merchant_client(
+    container: Container, base_url: str, name: str, *, bank: str, funds_minor: int
+) -> SignedClient:
+    """A new merchant with ``funds_minor`` available (as if settled from ``bank``'s reserve) and a signed
+    API client for the server at ``base_url``; the caller closes the client's session."""
+    tools = KeyTools(container.ids, container.clock, container.key_issuer, container.vault)
+    created = create_merchant(container.uow, tools, NewMerchant(name, KeyRequest(), None, 60))
+    assert created.key.private_key_path is not None
+    with container.uow() as uow:
+        amount = Money.cny(funds_minor)
+        uow.ledger.post(JournalEntry(
+            "test.available_funded", created.merchant_id,
+            (debit(bank_reserve(bank), amount), credit(merchant_available(created.merchant_id), amount)),
+        ))
+        uow.commit()
+    credentials = MerchantCredentials(
+        merchant_id=created.merchant_id, key_id=created.key.key_id,
+        private_key_pem=created.key.private_key_path.read_bytes(), webhook_secret=created.webhook_secret,
+        algorithm=created.key.algorithm.value, hmac_secret=created.key.hmac_secret,
+    )
+    key = container.platform_key
+    return SignedClient(base_url, credentials, PlatformKey(key.key_id, key.public_key_pem.encode()), requests.Session())

@@ -12,10 +12,12 @@ from tianpay.domain.ledger import member_wallet, merchant_available, net_by_acco
 from tianpay.domain.money import Money
 from tianpay.domain.payment import AmountTooSmall
 from tianpay.domain.payout import (
+    MAX_REVIEW_THRESHOLD_MINOR,
     TRANSITIONS,
     InvalidOutPayoutNo,
     InvalidPayeeAccount,
     InvalidPurpose,
+    InvalidReviewThreshold,
     PayeeAccount,
     Payout,
     PayoutEvent,
@@ -24,7 +26,10 @@ from tianpay.domain.payout import (
     PayoutSource,
     PayoutStatus,
     check_request,
+    check_review_threshold,
+    initial_status,
     mask_account_no,
+    needs_review,
     next_state,
     sending_bank,
 )
@@ -35,6 +40,8 @@ CNY = Money.cny
 ACCOUNT = PayeeAccount("BCB", "6230990000000000033", "天津津门好物商贸有限公司")
 
 EXPECTED = {
+    (PayoutStatus.PENDING_REVIEW, PayoutEvent.APPROVED): PayoutStatus.CREATED,
+    (PayoutStatus.PENDING_REVIEW, PayoutEvent.REJECTED): PayoutStatus.FAILED,
     (PayoutStatus.CREATED, PayoutEvent.BATCHED): PayoutStatus.PROCESSING,
     (PayoutStatus.PROCESSING, PayoutEvent.UNKNOWN): PayoutStatus.UNKNOWN,
     (PayoutStatus.PROCESSING, PayoutEvent.SUCCEEDED): PayoutStatus.SUCCEEDED,
@@ -82,6 +89,44 @@ def test_unknown_is_shown_to_merchants_as_processing() -> None:
     assert PayoutStatus.UNKNOWN.public == "processing"
     assert PayoutStatus.RETURNED.public == "returned"
     assert {s for s in PayoutStatus if s.is_in_flight} == {PayoutStatus.PROCESSING, PayoutStatus.UNKNOWN}
+
+
+def test_a_held_payout_is_shown_as_such_is_neither_in_flight_nor_final_and_no_bank_answer_moves_it() -> None:
+    held = PayoutStatus.PENDING_REVIEW
+    assert held.public == "pending_review"
+    assert not held.is_in_flight
+    assert not held.is_final
+    assert {event for (status, event) in TRANSITIONS if status is held} == {PayoutEvent.APPROVED, PayoutEvent.REJECTED}
+    # Only a held payout is reviewed: a created one cannot be approved again, nor rejected.
+    assert {status for (status, event) in TRANSITIONS
+            if event in (PayoutEvent.APPROVED, PayoutEvent.REJECTED)} == {held}
+
+
+def test_a_rejection_records_the_time_of_failure_and_an_approval_only_the_update() -> None:
+    later = NOW.replace(hour=3)
+    rejected = payout(PayoutStatus.PENDING_REVIEW).moved_to(PayoutEvent.REJECTED, later)
+    assert (rejected.status, rejected.failed_at) == (PayoutStatus.FAILED, later)
+    approved = payout(PayoutStatus.PENDING_REVIEW).moved_to(PayoutEvent.APPROVED, later)
+    assert (approved.status, approved.failed_at, approved.updated_at) == (PayoutStatus.CREATED, None, later)
+
+
+def test_a_payout_at_or_above_its_threshold_waits_for_review_and_none_means_never() -> None:
+    assert initial_status(CNY(5_000_000), 5_000_000) is PayoutStatus.PENDING_REVIEW
+    assert initial_status(CNY(5_000_001), 5_000_000) is PayoutStatus.PENDING_REVIEW
+    assert initial_status(CNY(4_999_999), 5_000_000) is PayoutStatus.CREATED
+    assert initial_status(CNY(10**11), None) is PayoutStatus.CREATED
+    assert needs_review(CNY(1), 1)
+    assert not needs_review(CNY(1), None)
+
+
+def test_a_review_threshold_is_positive_and_bounded_or_none() -> None:
+    assert check_review_threshold(None) is None
+    assert check_review_threshold(1) == 1
+    assert check_review_threshold(MAX_REVIEW_THRESHOLD_MINOR) == MAX_REVIEW_THRESHOLD_MINOR
+    for bad in (0, -100, MAX_REVIEW_THRESHOLD_MINOR + 1):
+        with pytest.raises(InvalidReviewThreshold) as refused:
+            check_review_threshold(bad)
+        assert refused.value.param == "review_threshold"
 
 
 def test_moving_records_the_time_of_success_failure_and_return() -> None:

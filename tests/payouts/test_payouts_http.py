@@ -12,14 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-import requests
 
-from tests.api.rfc9421_client import MerchantCredentials, PlatformKey, SignedClient
+from tests.api.rfc9421_client import SignedClient
 from tests.conftest import BACKENDS, _DatabaseFactory
 from tests.gateway.conftest import form_ending, wait_until
-from tests.payouts.conftest import LI_NA_JHB, SHOP_BCB, WANG_FANG_HBB, PayoutWorld
+from tests.payouts.conftest import LI_NA_JHB, SHOP_BCB, WANG_FANG_HBB, PayoutWorld, funded_merchant_client
 from tests.wallet.test_wallet_pages import Platform, live_wallet_platform
-from tianpay.domain.ledger import JournalEntry, bank_reserve, credit, debit, merchant_available
 from tianpay.domain.money import Money
 from tianpay.domain.operator import Operator, Role
 from tianpay.domain.posting_rules import bank_payment_succeeded, wallet_top_up_succeeded
@@ -28,7 +26,7 @@ from tianpay.entrypoints.console.routes import console_tools
 from tianpay.entrypoints.worker import payout_jobs
 from tianpay.services import console, payouts, settlement
 from tianpay.services.housekeeping import HousekeepingPolicy
-from tianpay.services.merchants import KeyRequest, KeyTools, NewMerchant, create_merchant
+from tianpay.services.operators import create_operator
 
 pytestmark = pytest.mark.e2e
 
@@ -52,25 +50,9 @@ def platform(request: pytest.FixtureRequest, database_factory: _DatabaseFactory,
 @pytest.fixture(scope="module")
 def shop(platform: Platform) -> Iterator[SignedClient]:
     """A merchant with a signed client and ¥50,000 in its available balance."""
-    container = platform.container
-    tools = KeyTools(container.ids, container.clock, container.key_issuer, container.vault)
-    created = create_merchant(container.uow, tools, NewMerchant("津门好物商城", KeyRequest(), None, 60))
-    assert created.key.private_key_path is not None
-    with container.uow() as uow:
-        amount = Money.cny(FUNDS_MINOR)
-        uow.ledger.post(JournalEntry(
-            "test.available_funded", created.merchant_id,
-            (debit(bank_reserve("BCB"), amount), credit(merchant_available(created.merchant_id), amount)),
-        ))
-        uow.commit()
-    credentials = MerchantCredentials(
-        merchant_id=created.merchant_id, key_id=created.key.key_id,
-        private_key_pem=created.key.private_key_path.read_bytes(), webhook_secret=created.webhook_secret,
-        algorithm=created.key.algorithm.value, hmac_secret=created.key.hmac_secret,
+    client = funded_merchant_client(
+        platform.container, platform.base_url, "津门好物商城", bank="BCB", funds_minor=FUNDS_MINOR
     )
-    key = container.platform_key
-    client = SignedClient(platform.base_url, credentials, PlatformKey(key.key_id, key.public_key_pem.encode()),
-                          requests.Session())
     yield client
     client.session.close()
 
@@ -390,6 +372,45 @@ def test_a_member_withdraws_from_the_wallet_to_a_bound_card_with_the_payment_pas
     assert payout_world.balance("HBB", WANG_FANG_HBB[1]) == card_before + 12_000
     assert "已到账" in browser.get("/wallet/withdraw").text
     assert "提现" in browser.get("/wallet/history").text
+
+
+def test_a_withdrawal_at_the_platforms_threshold_waits_for_review_and_a_rejection_puts_it_back_in_the_wallet(
+    platform: Platform, browser: httpx.Client
+) -> None:
+    # Continues the story above: the member has ¥380.00 and a bound HBB card. The platform's default
+    # threshold for withdrawals is ¥50,000.00 (Settings.withdrawal_review_threshold_minor).
+    assert platform.container.settings.withdrawal_review_threshold_minor == 5_000_000
+    member_id = _member_id(platform)
+    with platform.container.uow() as uow:
+        uow.ledger.post(wallet_top_up_succeeded(top_up_id="test-top-up-large", member_id=member_id, bank="HBB",
+                                                amount=Money.cny(5_000_000)))
+        uow.commit()
+    withdraw = form_ending(browser.get("/wallet/withdraw"), "/wallet/withdraw")
+    (card_id,) = withdraw.choices["card_id"]
+    done = browser.post(withdraw.action, data={**withdraw.fields, "card_id": card_id, "amount": "50000.00",
+                                               "payment_password": PAYMENT_PASSWORD})
+    assert done.status_code == 200
+    assert "¥380.00" in done.text
+    assert "审核中" in done.text
+    held = payouts.withdrawals_of(platform.container.uow, member_id)[0]
+    assert (held.status.value, held.amount.minor) == ("pending_review", 5_000_000)
+    run_payout_jobs(platform)
+    assert payouts.withdrawals_of(platform.container.uow, member_id)[0].status.value == "pending_review"
+
+    container = platform.container
+    create_operator(container.uow, container.clock, container.member_tools.hasher, "reviewer", "pw-reviewer-123",
+                    Role.FINANCE)
+    with container.uow() as uow:
+        reviewer = uow.operators.get("reviewer")
+    assert reviewer is not None
+    console.reject_payout(container.uow, console_tools(container), reviewer, held.id, reason="unusual for this member")
+
+    page = browser.get("/wallet/withdraw").text
+    assert "审核未通过（已退回钱包）" in page
+    assert "¥50,380.00" in page
+    with container.uow() as uow:
+        assert uow.ledger.balance(f"member:{member_id}:wallet").minor == 5_038_000
+        assert uow.ledger.verify() is None
 
 
 def _member_id(platform: Platform) -> str:

@@ -37,6 +37,8 @@ class Permission(enum.StrEnum):
     VIEW_SETTLEMENTS = "settlements.view"
     RETRY_PAYOUT_QUERY = "payouts.retry_query"
     RETRY_SETTLEMENT_PAYOUT = "settlements.retry_payout"
+    # Approve or reject a payout held for review (人工审核); seeing the queue is VIEW_SETTLEMENTS.
+    REVIEW_PAYOUTS = "payouts.review"
     VIEW_WEBHOOKS = "webhooks.view"
     RESEND_WEBHOOK = "webhooks.resend"
     VIEW_AUDIT = "audit.view"
@@ -55,6 +57,7 @@ _FINANCE: Final = frozenset(
         Permission.VIEW_SETTLEMENTS,
         Permission.RETRY_PAYOUT_QUERY,
         Permission.RETRY_SETTLEMENT_PAYOUT,
+        Permission.REVIEW_PAYOUTS,
         Permission.VIEW_STATISTICS,
     }
 )

@@ -1,8 +1,10 @@
 """Payouts (代付): money leaving a merchant's available balance or a member's wallet for a bank account.
 
 The lifecycle is a transition table (``created → processing → succeeded | failed``, ``unknown``
-resolved by querying the same batch, ``succeeded → returned`` on a bounce, 退票). Creation rules,
-the payee account's checks and the routing rule (which reserve pays) are pure functions here.
+resolved by querying the same batch, ``succeeded → returned`` on a bounce, 退票; a payout at or above
+its review threshold starts in ``pending_review`` until a person approves or rejects it). Creation
+rules, the review rule, the payee account's checks and the routing rule (which reserve pays) are pure
+functions here.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class PayoutSource(enum.StrEnum):
 
 
 class PayoutStatus(enum.StrEnum):
+    # At or above its review threshold: the money is reserved (the submit entry is posted) as for
+    # ``created``, but no batch takes it until an operator approves it (人工审核).
+    PENDING_REVIEW = "pending_review"
     # The money is reserved (the submit entry is posted); the payout waits for the next batch.
     CREATED = "created"
     # In a batch persisted before the bank call; the bank accepted it, or has not answered yet.
@@ -72,12 +77,18 @@ class PayoutEvent(enum.StrEnum):
     FAILED = "failed"
     # The payee's bank returned a payout that had succeeded (BCB 300001).
     RETURNED = "returned"
+    # An operator with ``payouts.review`` let a held payout go to the next batch, or refused it
+    # (nothing was sent, so the refusal is final at once and the money goes back).
+    APPROVED = "approved"
+    REJECTED = "rejected"
 
 
 # Only an explicit answer is final. A repeated or late PENDING/UNKNOWN is no news and has no row
 # here (recording it is a no-op). A final payout never changes its mind, except that a success can
 # bounce; a bank that contradicts a final state otherwise is an operator's case (an alert).
 TRANSITIONS: Final[Mapping[tuple[PayoutStatus, PayoutEvent], PayoutStatus]] = {
+    (PayoutStatus.PENDING_REVIEW, PayoutEvent.APPROVED): PayoutStatus.CREATED,
+    (PayoutStatus.PENDING_REVIEW, PayoutEvent.REJECTED): PayoutStatus.FAILED,
     (PayoutStatus.CREATED, PayoutEvent.BATCHED): PayoutStatus.PROCESSING,
     (PayoutStatus.PROCESSING, PayoutEvent.UNKNOWN): PayoutStatus.UNKNOWN,
     (PayoutStatus.PROCESSING, PayoutEvent.SUCCEEDED): PayoutStatus.SUCCEEDED,
@@ -96,6 +107,16 @@ def next_state(status: PayoutStatus, event: PayoutEvent) -> PayoutStatus:
         raise IllegalTransition(
             f"a payout that is {status.value} cannot take the event {event.value}", param="status"
         ) from None
+
+
+# The failure code a payout refused in review carries (API, ``payout.failed`` webhook, wallet page).
+REJECTED_IN_REVIEW: Final = "rejected_in_review"
+# What the merchant (or member) reads as the failure message of a refused payout. The operator's own
+# reason stays in the audit log and the transition trail: it may name a suspicion that must not be
+# told to the account holder (anti-money-laundering "tipping off").
+REJECTED_IN_REVIEW_MESSAGE: Final = "the platform's review refused this payout; the money is back in the balance"
+# The largest review threshold an operator may set (¥100,000,000.00): anything above is a typo.
+MAX_REVIEW_THRESHOLD_MINOR: Final = 10_000_000_000
 
 
 # ---- errors -------------------------------------------------------------------------------------------
@@ -135,6 +156,10 @@ class PayoutNotSupported(InvalidPayout):
     """No bank the platform pays out through can reach this payee now."""
 
     code = "payout_not_supported"
+
+
+class InvalidReviewThreshold(DomainError):
+    code = "review_threshold_invalid"
 
 
 # ---- values -------------------------------------------------------------------------------------------
@@ -258,6 +283,26 @@ def payout_source_account(source: PayoutSource, *, merchant_id: str | None, memb
     if member_id is None:
         raise InvalidPayout("a withdrawal names its member", param="member_id")
     return member_wallet(member_id)
+
+
+def needs_review(amount: Money, threshold_minor: int | None) -> bool:
+    """Whether a payout of ``amount`` waits for a person: at or above the threshold; None means never."""
+    return threshold_minor is not None and amount.minor >= threshold_minor
+
+
+def initial_status(amount: Money, threshold_minor: int | None) -> PayoutStatus:
+    """``pending_review`` at or above the threshold, else ``created`` (straight to the next batch)."""
+    return PayoutStatus.PENDING_REVIEW if needs_review(amount, threshold_minor) else PayoutStatus.CREATED
+
+
+def check_review_threshold(threshold_minor: int | None) -> int | None:
+    """A review threshold in fen: None (no review) or 1 to MAX_REVIEW_THRESHOLD_MINOR."""
+    if threshold_minor is not None and not 1 <= threshold_minor <= MAX_REVIEW_THRESHOLD_MINOR:
+        raise InvalidReviewThreshold(
+            f"a review threshold is ¥0.01 to ¥{MAX_REVIEW_THRESHOLD_MINOR // 100:,}, or empty for no review",
+            param="review_threshold",
+        )
+    return threshold_minor
 
 
 def sending_bank(

@@ -433,7 +433,8 @@ _ATTEMPT_STATES: Final = {
     "failed": RecordState.FAILED,
 }
 _REFUND_STATES: Final = _ATTEMPT_STATES
-_PAYOUT_STATES: Final = {**_ATTEMPT_STATES, "returned": RecordState.RETURNED}
+# A payout held for review was never sent: like ``created``, no statement line can be its.
+_PAYOUT_STATES: Final = {**_ATTEMPT_STATES, "pending_review": RecordState.IN_FLIGHT, "returned": RecordState.RETURNED}
 _STATES_BY_KIND: Final = {
     RecordKind.ATTEMPT: _ATTEMPT_STATES,
     RecordKind.REFUND: _REFUND_STATES,

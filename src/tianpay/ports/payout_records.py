@@ -62,7 +62,22 @@ class PayoutRepository(Protocol):
         ...
 
     def to_dispatch(self, *, limit: int) -> Sequence[Payout]:
-        """Payouts still ``created``, oldest first (locked and skip-locked on PostgreSQL)."""
+        """Payouts still ``created``, oldest first (locked and skip-locked on PostgreSQL); never one
+        ``pending_review``."""
+        ...
+
+    def awaiting_review(self, *, limit: int) -> Sequence[Payout]:
+        """Payouts in ``pending_review``, oldest first (the console's review queue)."""
+        ...
+
+    def review_threshold(self, merchant_id: str) -> int | None:
+        """The merchant's payout review threshold in fen; None when its payouts are not reviewed."""
+        ...
+
+    def set_review_threshold(
+        self, merchant_id: str, threshold_minor: int | None, *, updated_by: str, updated_at: datetime
+    ) -> None:
+        """Sets (or, with None, removes) the merchant's payout review threshold."""
         ...
 
     def in_batch(self, batch_id: str) -> Sequence[Payout]:

@@ -32,13 +32,14 @@ from tianpay.domain.member import Member
 from tianpay.domain.merchant import FeePlan, FeeRate, Merchant, MerchantStatus
 from tianpay.domain.merchant_user import LoginFailed, LoginLocked, lock_after_failure
 from tianpay.domain.operator import Operator
-from tianpay.domain.payout import Payout
+from tianpay.domain.payout import Payout, PayoutEvent, check_review_threshold
 from tianpay.domain.reconciliation import ResolutionAction
 from tianpay.domain.settlement import Settlement, SettlementSettings, SettlementStatus
 from tianpay.ports.channels import QuickPayRoute
 from tianpay.ports.clock import Clock, IdGenerator
 from tianpay.ports.console import BatchRow, FailedEvent
 from tianpay.ports.members import PasswordHasher, PiiCipher
+from tianpay.ports.payout_records import PayoutTransition
 from tianpay.ports.payouts import PayoutDirectory
 from tianpay.ports.reconciliation import ReconciliationException, ReconciliationRun
 from tianpay.ports.unit_of_work import UnitOfWorkFactory
@@ -152,6 +153,8 @@ class MerchantDetail:
     fee_plan: FeePlan | None
     settings: SettlementSettings
     balance: MerchantBalance
+    # Payouts of at least this many fen wait for review; None: the merchant's payouts are not reviewed.
+    review_threshold_minor: int | None = None
 
 
 def merchant_list(uow_factory: UnitOfWorkFactory, *, limit: int = LIST_LIMIT) -> Sequence[Merchant]:
@@ -163,11 +166,12 @@ def merchant_detail(uow_factory: UnitOfWorkFactory, clock: Clock, merchant_id: s
     with uow_factory() as uow:
         merchant = uow.merchants.get(merchant_id)
         plan = uow.merchants.fee_plan(merchant_id)
+        threshold_minor = uow.payouts.review_threshold(merchant_id)
     if merchant is None:
         raise NotFound(f"no merchant {merchant_id}", param="merchant_id")
     return MerchantDetail(
         merchant, plan, settlement.settlement_settings(uow_factory, clock, merchant_id),
-        merchants.merchant_balance(uow_factory, merchant_id),
+        merchants.merchant_balance(uow_factory, merchant_id), threshold_minor,
     )
 
 
@@ -242,6 +246,31 @@ def _settings_view(settings: SettlementSettings) -> dict[str, object]:
     view = dict(settlement.settings_view(settings))
     view.pop("merchant_id", None)
     return view
+
+
+def set_payout_review_threshold(
+    uow_factory: UnitOfWorkFactory, tools: ConsoleTools, operator: Operator, merchant_id: str,
+    threshold_minor: int | None, *, reason: str,
+) -> int | None:
+    """Sets the merchant's payout review threshold (None: no review) and audits it in one transaction.
+
+    It is a settlement setting (who decides how much leaves unchecked), so it takes EDIT_SETTLEMENT.
+    It applies to payouts created from now on; payouts already held stay held until decided.
+    """
+    authorize(operator, Permission.EDIT_SETTLEMENT)
+    threshold_minor = check_review_threshold(threshold_minor)
+    with uow_factory() as uow:
+        if uow.merchants.get(merchant_id) is None:
+            raise NotFound(f"no merchant {merchant_id}", param="merchant_id")
+        before = uow.payouts.review_threshold(merchant_id)
+        uow.payouts.set_review_threshold(merchant_id, threshold_minor, updated_by=operator.username,
+                                         updated_at=tools.clock.now())
+        audit.record(uow, tools.clock, tools.ids, Action(
+            operator, "merchant.payout_review", "merchant", merchant_id, reason,
+            before={"review_threshold_minor": before}, after={"review_threshold_minor": threshold_minor},
+        ))
+        uow.commit()
+    return threshold_minor
 
 
 def set_merchant_frozen(
@@ -473,6 +502,73 @@ def retry_settlement_payout(
                "account": {"bank": retried.payee_bank, "account_no": retried.account_masked}},
     ))
     return retried
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutDetail:
+    payout: Payout
+    transitions: Sequence[PayoutTransition]
+
+
+def payouts_awaiting_review(uow_factory: UnitOfWorkFactory, *, limit: int = LIST_LIMIT) -> Sequence[Payout]:
+    return payouts.payouts_awaiting_review(uow_factory, limit=limit)
+
+
+def payout_detail(uow_factory: UnitOfWorkFactory, payout_id: str) -> PayoutDetail:
+    """Any payout (a merchant's or a member's withdrawal) with its transition trail; masked account only."""
+    with uow_factory() as uow:
+        found = uow.payouts.get(payout_id)
+        trail = uow.payouts.transitions_of(payout_id)
+    if found is None:
+        raise NotFound(f"no payout {payout_id}", param="payout_id")
+    return PayoutDetail(found, trail)
+
+
+# Approving may go without a note (the decision speaks for itself); the audit row still needs a reason.
+DEFAULT_APPROVAL_NOTE = "approved in review"
+
+
+def approve_payout(
+    uow_factory: UnitOfWorkFactory, tools: ConsoleTools, operator: Operator, payout_id: str, *, note: str = ""
+) -> Payout:
+    """Lets a held payout go to the next batch (``pending_review → created``), audited in the same
+    transaction. A payout already decided raises Conflict and nothing is written."""
+    return _review(uow_factory, tools, operator, payout_id, PayoutEvent.APPROVED,
+                   note.strip() or DEFAULT_APPROVAL_NOTE)
+
+
+def reject_payout(
+    uow_factory: UnitOfWorkFactory, tools: ConsoleTools, operator: Operator, payout_id: str, *, reason: str
+) -> Payout:
+    """Refuses a held payout (``pending_review → failed``, ``rejected_in_review``): its money goes back in
+    one reversing entry and the merchant receives ``payout.failed``; audited in the same transaction.
+    The reason is required and stays internal (audit log and trail)."""
+    return _review(uow_factory, tools, operator, payout_id, PayoutEvent.REJECTED, reason)
+
+
+def _review(
+    uow_factory: UnitOfWorkFactory, tools: ConsoleTools, operator: Operator, payout_id: str,
+    decision: PayoutEvent, reason: str,
+) -> Payout:
+    authorize(operator, Permission.REVIEW_PAYOUTS)
+    cleaned = check_reason(reason)
+    with uow_factory() as uow:
+        before, after = payouts.review_payout(uow, tools.clock, payout_id, decision,
+                                              reviewer=operator.username, reason=cleaned)
+        audit.record(uow, tools.clock, tools.ids, Action(
+            operator, _REVIEW_ACTIONS[decision], "payout", payout_id, cleaned,
+            before={"status": before.status.value, "amount_minor": before.amount.minor,
+                    "merchant_id": before.merchant_id, "member_id": before.member_id},
+            after={"status": after.status.value, "failure_code": after.failure_code},
+        ))
+        uow.commit()
+    return after
+
+
+_REVIEW_ACTIONS: Mapping[PayoutEvent, str] = {
+    PayoutEvent.APPROVED: "payout.approve",
+    PayoutEvent.REJECTED: "payout.reject",
+}
 
 
 def failed_webhooks(uow_factory: UnitOfWorkFactory, *, limit: int = LIST_LIMIT) -> Sequence[FailedEvent]:

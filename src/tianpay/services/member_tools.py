@@ -24,3 +24,5 @@ class MemberTools:
     session_lifetime: timedelta = timedelta(hours=12)
     # A wallet payment above this amount (fen) needs an SMS code as well; None: never.
     wallet_sms_threshold_minor: int | None = None
+    # A withdrawal of at least this amount (fen) waits for an operator's review; None: never.
+    withdrawal_review_threshold_minor: int | None = None

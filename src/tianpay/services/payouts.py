@@ -1,7 +1,9 @@
 """Payout use cases (代付): a merchant's payout, a member's withdrawal, batching, the banks' answers.
 
-Money is reserved when a payout is created; the dispatch job batches created payouts per bank and
-commits the batch before sending it (DESIGN.md §7). Unclear answers are resolved by querying the same
+Money is reserved when a payout is created; one at or above its review threshold waits in
+``pending_review`` until an operator approves it (then it is ``created``) or rejects it (then it fails
+and the money goes back). The dispatch job batches created payouts per bank and commits the batch
+before sending it (DESIGN.md §7). Unclear answers are resolved by querying the same
 batch, never by sending again; a failure or a bounce gives the money back to where it came from.
 """
 
@@ -26,6 +28,8 @@ from tianpay.domain.money import Money
 from tianpay.domain.notifications import EventType, iso_utc
 from tianpay.domain.payment import AmountMismatch, check_amount
 from tianpay.domain.payout import (
+    REJECTED_IN_REVIEW,
+    REJECTED_IN_REVIEW_MESSAGE,
     TRANSITIONS,
     InvalidPayeeAccount,
     PayeeAccount,
@@ -36,6 +40,7 @@ from tianpay.domain.payout import (
     PayoutSource,
     PayoutStatus,
     check_request,
+    initial_status,
     mask_account_no,
     sending_bank,
 )
@@ -131,11 +136,13 @@ def create_payout(
     """Pays ``request.amount`` of the merchant's available balance to a bank account; returns the payout.
 
     The payout is ``created`` with its money reserved (the submit entry); the worker batches and
-    sends it. The same out_payout_no with the same request returns the first payout (as it is now);
-    with a different request it raises IdempotencyConflict. A balance that does not cover the amount
-    raises InsufficientBalance from the ledger's conditional write, and nothing is stored; so does a
-    payee's bank, or the bank that would pay it, that an operator switched off (BankSwitchedOff, read in
-    the creating unit of work; a repeat of a payout created before the switch still returns it).
+    sends it. At or above the merchant's review threshold it is ``pending_review`` instead, its money
+    reserved the same way, until an operator decides (``review_payout``). The same out_payout_no with
+    the same request returns the first payout (as it is now); with a different request it raises
+    IdempotencyConflict. A balance that does not cover the amount raises InsufficientBalance from the
+    ledger's conditional write, and nothing is stored; so does a payee's bank, or the bank that would pay
+    it, that an operator switched off (BankSwitchedOff, read in the creating unit of work; a repeat of a
+    payout created before the switch still returns it).
     ``settlement_account`` is the merchant's settlement account, needed when ``request.account`` is None.
     """
     check_request(request)
@@ -147,6 +154,8 @@ def create_payout(
     def insert(uow: UnitOfWork) -> tuple[int, Mapping[str, object]]:
         payee = _sealed_payee(cipher, request.account or settlement_account)
         now = clock.now()
+        # Read in the unit of work that creates the payout: a threshold changed a moment ago applies.
+        threshold_minor = uow.payouts.review_threshold(merchant_id)
         payout = Payout(
             id=ids.new(id_prefixes.PAYOUT),
             source=PayoutSource.MERCHANT,
@@ -162,11 +171,11 @@ def create_payout(
             account_sealed=payee.account_sealed,
             card_id=None,
             bank=sending_bank(payee.bank, directory.payout_banks(), switched_off=routing.switched_off_in(uow)),
-            status=PayoutStatus.CREATED,
+            status=initial_status(request.amount, threshold_minor),
             created_at=now,
             updated_at=now,
         )
-        _insert(uow, payout, "requested by the merchant")
+        _insert(uow, payout, _creation_cause("requested by the merchant", payout, threshold_minor))
         created.append(payout)
         return 201, payout_view(payout)
 
@@ -203,7 +212,8 @@ def create_settlement_payout(
     Raises InsufficientBalance (from the ledger) when ``available`` does not cover ``amount``, and
     BankSwitchedOff when an operator switched the account's bank (or the paying bank) off; the caller's
     unit of work then rolls back, and the ``settlement_payouts`` job tries again at its next tick. The
-    caller attaches the payout to its settlement.
+    caller attaches the payout to its settlement. Never held for review: the platform computed the
+    amount, and it is the merchant's own settlement.
     """
     check_amount(amount)
     payee = _sealed_payee(cipher, account)
@@ -272,7 +282,8 @@ def request_withdrawal(
     form_key: str | None = None,
 ) -> Payout:
     """Withdraws ``amount`` from the member's wallet to one of its bound cards, once the payment
-    password checks out (the wallet's lockout rules apply); returns the ``created`` withdrawal.
+    password checks out (the wallet's lockout rules apply); returns the ``created`` withdrawal, or the
+    ``pending_review`` one when the amount reaches ``tools.withdrawal_review_threshold_minor``.
 
     The card number stays sealed in ``card_bindings``: the withdrawal names the card, and the number
     is opened only in memory when the batch is sent. Raises InsufficientBalance (nothing stored) when
@@ -291,7 +302,8 @@ def request_withdrawal(
 
     def insert(uow: UnitOfWork) -> tuple[int, dict[str, object]]:
         payout = _new_withdrawal(uow, tools, directory, member_id, card_id, amount)
-        _insert(uow, payout, "requested by the member")
+        _insert(uow, payout, _creation_cause("requested by the member", payout,
+                                             tools.withdrawal_review_threshold_minor))
         created.append(payout)
         return 201, {"id": payout.id}
 
@@ -348,7 +360,7 @@ def _new_withdrawal(
         bank=sending_bank(
             binding.bank, directory.payout_banks(), switched_off=routing.switched_off_in(uow), param="card_id"
         ),
-        status=PayoutStatus.CREATED,
+        status=initial_status(amount, tools.withdrawal_review_threshold_minor),
         created_at=now,
         updated_at=now,
     )
@@ -376,6 +388,65 @@ def withdrawal_cards(
 def withdrawals_of(uow_factory: UnitOfWorkFactory, member_id: str, *, limit: int = 20) -> Sequence[Payout]:
     with uow_factory() as uow:
         return uow.payouts.of_member(member_id, limit=limit)
+
+
+# ---- review (人工审核) -----------------------------------------------------------------------------------
+
+
+def payouts_awaiting_review(uow_factory: UnitOfWorkFactory, *, limit: int = LIST_LIMIT_MAX) -> Sequence[Payout]:
+    """The payouts held for review, oldest first."""
+    with uow_factory() as uow:
+        return uow.payouts.awaiting_review(limit=limit)
+
+
+def review_payout(
+    uow: UnitOfWork, clock: Clock, payout_id: str, decision: PayoutEvent, *, reviewer: str, reason: str
+) -> tuple[Payout, Payout]:
+    """Inside the caller's unit of work (the caller audits and commits): approves or rejects a payout
+    held for review; returns it before and after.
+
+    APPROVED: ``pending_review → created``; the next ``payout_dispatch`` sends it. REJECTED:
+    ``pending_review → failed`` with the code ``rejected_in_review``; the submit entry is reversed as
+    for a bank's decline (the money is back) and the merchant receives ``payout.failed``. The move is a
+    compare-and-set on the status after the row is locked, so of two decisions (a double click, or an
+    approval racing a rejection) exactly one wins; the other raises Conflict naming what happened.
+    """
+    if decision not in (PayoutEvent.APPROVED, PayoutEvent.REJECTED):
+        raise ValueError(f"a review approves or rejects, not {decision.value}")
+    payout = uow.payouts.get_for_update(payout_id)
+    if payout is None:
+        raise NotFound(f"no payout {payout_id}", param="payout_id")
+    if payout.status is not PayoutStatus.PENDING_REVIEW:
+        raise Conflict(_already_decided(payout), param="payout_id")
+    now = clock.now()
+    moved = payout.moved_to(decision, now)
+    rejected = decision is PayoutEvent.REJECTED
+    if rejected:
+        moved = replace(moved, failure_code=REJECTED_IN_REVIEW, failure_message=REJECTED_IN_REVIEW_MESSAGE)
+    if not uow.payouts.update(moved, expected=PayoutStatus.PENDING_REVIEW):
+        raise Conflict(f"payout {payout_id} was decided by someone else meanwhile; reload it", param="payout_id")
+    # The operator's reason stays in the trail (and the audit log), never in what the merchant reads.
+    _record(uow, payout.id, payout.status.value, moved.status.value, decision.value,
+            f"{decision.value} in review by {reviewer}: {reason}", now)
+    if rejected:
+        uow.ledger.post(payout_failed(_submit_entry(payout)))
+        _notify(uow, moved, EventType.PAYOUT_FAILED)
+    log.info("payouts.reviewed", payout_id=payout_id, decision=decision.value, reviewer=reviewer)
+    return payout, moved
+
+
+def _already_decided(payout: Payout) -> str:
+    if payout.failure_code == REJECTED_IN_REVIEW:
+        return f"payout {payout.id} was already rejected in review; nothing changed"
+    if payout.status is PayoutStatus.FAILED:
+        return f"payout {payout.id} already failed; nothing changed"
+    return f"payout {payout.id} was already approved (it is {payout.status.value} now); nothing changed"
+
+
+def _creation_cause(cause: str, payout: Payout, threshold_minor: int | None) -> str:
+    if payout.status is PayoutStatus.PENDING_REVIEW:
+        return f"{cause}; held for review at the threshold of {threshold_minor} fen"
+    return cause
 
 
 # ---- worker jobs ------------------------------------------------------------------------------------
@@ -920,7 +991,7 @@ def _contradicts(status: PayoutStatus, event: PayoutEvent) -> str | None:
     """Why a final answer about a final (or never sent) payout cannot be applied; None if it is no news."""
     if event not in _FINAL_EVENTS:
         return None
-    if status is PayoutStatus.CREATED:
+    if status in (PayoutStatus.CREATED, PayoutStatus.PENDING_REVIEW):
         return "the payout was never sent"
     if status.value == event.value:
         return None

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, insert, select, update
+from sqlalchemy import Connection, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tianpay.domain.errors import Conflict
@@ -19,7 +19,7 @@ from tianpay.domain.money import Currency, Money
 from tianpay.domain.payout import Payout, PayoutBatchRecord, PayoutSource, PayoutStatus
 from tianpay.ports.payout_records import PayoutTransition
 
-from .tables import payout_batches, payout_transitions, payouts
+from .tables import payout_batches, payout_review_thresholds, payout_transitions, payouts
 
 
 class SqlPayoutRepository:
@@ -107,6 +107,38 @@ class SqlPayoutRepository:
         if self._connection.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         return [_payout_from(row) for row in self._connection.execute(query)]
+
+    def awaiting_review(self, *, limit: int) -> Sequence[Payout]:
+        p = payouts.c
+        rows = self._connection.execute(
+            select(payouts)
+            .where(p.status == PayoutStatus.PENDING_REVIEW.value)
+            .order_by(p.created_at, p.id)
+            .limit(limit)
+        )
+        return [_payout_from(row) for row in rows]
+
+    def review_threshold(self, merchant_id: str) -> int | None:
+        t = payout_review_thresholds.c
+        found = self._connection.execute(
+            select(t.threshold_minor).where(t.merchant_id == merchant_id)
+        ).scalar_one_or_none()
+        return None if found is None else int(found)
+
+    def set_review_threshold(
+        self, merchant_id: str, threshold_minor: int | None, *, updated_by: str, updated_at: datetime
+    ) -> None:
+        t = payout_review_thresholds.c
+        # Delete then insert: one portable upsert for SQLite and PostgreSQL, inside the caller's
+        # transaction (the console's audit row commits with it).
+        self._connection.execute(delete(payout_review_thresholds).where(t.merchant_id == merchant_id))
+        if threshold_minor is not None:
+            self._connection.execute(
+                insert(payout_review_thresholds).values(
+                    merchant_id=merchant_id, threshold_minor=threshold_minor,
+                    updated_by=updated_by, updated_at=updated_at,
+                )
+            )
 
     def in_batch(self, batch_id: str) -> Sequence[Payout]:
         rows = self._connection.execute(

@@ -817,6 +817,17 @@ payout_transitions = Table(
     Index("ix_payout_transitions_payout", "payout_id", "id"),
 )
 
+# A merchant's payout review threshold (revision 0018, docs/payouts.md "Review"): its payouts of at
+# least this many fen wait in ``pending_review`` for an operator. No row: no review.
+payout_review_thresholds = Table(
+    "payout_review_thresholds",
+    metadata,
+    Column("merchant_id", String(40), ForeignKey("merchants.id"), primary_key=True),
+    Column("threshold_minor", BigInteger, nullable=False),
+    Column("updated_by", String(60), nullable=False),
+    Column("updated_at", utc_datetime(), nullable=False),
+)
+
 # ---- settlement T+N (revision 0011) -------------------------------------------------------------------
 
 # How a merchant is settled (docs/settlement.md). The settlement account number is sealed by the vault

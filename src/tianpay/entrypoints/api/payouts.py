@@ -67,7 +67,9 @@ class PayoutOut(BaseModel):
     amount: int = Field(description="Minor units (fen).")
     currency: str
     purpose: str
-    status: Literal["created", "processing", "succeeded", "failed", "returned"]
+    status: Literal["pending_review", "created", "processing", "succeeded", "failed", "returned"] = Field(
+        description="pending_review: held for the platform's review (money reserved); see docs/payouts.md."
+    )
     account: PayoutAccountOut
     bank: str = Field(description="The bank whose reserve pays (the payee's own bank, or BCB via clearing).")
     batch_id: str | None

@@ -200,6 +200,8 @@ def overview(request: Request, container: ContainerDep, page: Page[Operator] = _
     return _render(
         request, container, "overview.html", page,
         open_exceptions=len(open_exceptions),
+        awaiting_review=len(console.payouts_awaiting_review(uow)),
+        can_see_review=is_allowed(page.principal.role, Permission.VIEW_SETTLEMENTS),
         failed_webhooks=len(console.failed_webhooks(uow)),
         channels=console.channels_overview(uow, container.channels.online_banking_banks(),
                                            container.channels.quick_pay_routes()),
@@ -242,7 +244,8 @@ def merchant_page(merchant_id: str, request: Request, container: ContainerDep,
     except DomainError as error:
         return _refused(request, container, page, error.message, status_code=404)
     return _render(request, container, "merchant.html", page, detail=detail, methods=PAYMENT_METHODS,
-                   done=request.query_params.get("done"))
+                   done=request.query_params.get("done"),
+                   can_edit_settlement=is_allowed(page.principal.role, Permission.EDIT_SETTLEMENT))
 
 
 @router.post("/merchants/{merchant_id}/fee-plan")
@@ -285,6 +288,22 @@ def settlement_settings(merchant_id: str, request: Request, container: Container
     except DomainError as error:
         return _refused(request, container, page, error.message)
     return see_other(f"/console/merchants/{merchant_id}?done=settlement")
+
+
+@router.post("/merchants/{merchant_id}/payout-review")
+def payout_review_threshold(merchant_id: str, request: Request, container: ContainerDep,
+                            page: Page[Operator] = _page(Permission.EDIT_SETTLEMENT)) -> Response:
+    text = page.form.get("review_threshold", "").strip()
+    # Empty means no review; otherwise yuan with at most two decimals, as the other money fields.
+    threshold = _yuan_to_minor(text) if text else None
+    if text and threshold is None:
+        return _refused(request, container, page, "the review threshold is an amount in yuan, or empty for none")
+    try:
+        console.set_payout_review_threshold(container.uow, console_tools(container), page.principal, merchant_id,
+                                            threshold, reason=page.form.get("reason", ""))
+    except DomainError as error:
+        return _refused(request, container, page, error.message)
+    return see_other(f"/console/merchants/{merchant_id}?done=payout_review")
 
 
 @router.post("/merchants/{merchant_id}/freeze")
@@ -410,6 +429,51 @@ def retry_settlement_payout(settlement_id: str, request: Request, container: Con
     except DomainError as error:
         return _refused(request, container, page, error.message)
     return see_other(f"/console/settlements?retried={settlement_id}")
+
+
+# ---- payout review (人工审核) --------------------------------------------------------------------------
+
+
+@router.get("/payouts/review")
+def review_queue(request: Request, container: ContainerDep,
+                 page: Page[Operator] = _page(Permission.VIEW_SETTLEMENTS)) -> Response:
+    return _render(request, container, "review_queue.html", page,
+                   payouts=console.payouts_awaiting_review(container.uow),
+                   decided=request.query_params.get("decided"))
+
+
+@router.get("/payouts/{payout_id}")
+def payout_page(payout_id: str, request: Request, container: ContainerDep,
+                page: Page[Operator] = _page(Permission.VIEW_SETTLEMENTS)) -> Response:
+    try:
+        detail = console.payout_detail(container.uow, payout_id)
+    except DomainError as error:
+        return _refused(request, container, page, error.message, status_code=404)
+    return _render(request, container, "payout.html", page, detail=detail,
+                   can_review=is_allowed(page.principal.role, Permission.REVIEW_PAYOUTS))
+
+
+@router.post("/payouts/{payout_id}/approve")
+def approve_payout(payout_id: str, request: Request, container: ContainerDep,
+                   page: Page[Operator] = _page(Permission.REVIEW_PAYOUTS)) -> Response:
+    try:
+        console.approve_payout(container.uow, console_tools(container), page.principal, payout_id,
+                               note=page.form.get("reason", ""))
+    except DomainError as error:
+        # The loser of a double click or of an approval racing a rejection reads what happened.
+        return _refused(request, container, page, error.message)
+    return see_other(f"/console/payouts/review?decided={payout_id}")
+
+
+@router.post("/payouts/{payout_id}/reject")
+def reject_payout(payout_id: str, request: Request, container: ContainerDep,
+                  page: Page[Operator] = _page(Permission.REVIEW_PAYOUTS)) -> Response:
+    try:
+        console.reject_payout(container.uow, console_tools(container), page.principal, payout_id,
+                              reason=page.form.get("reason", ""))
+    except DomainError as error:
+        return _refused(request, container, page, error.message)
+    return see_other(f"/console/payouts/review?decided={payout_id}")
 
 
 @router.post("/payout-batches/{batch_id}/retry-query")

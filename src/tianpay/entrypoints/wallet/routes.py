@@ -30,6 +30,7 @@ from tianpay.domain.errors import DomainError, IdempotencyConflict, IllegalTrans
 from tianpay.domain.member import Member, SmsCodeRequired
 from tianpay.domain.money import Money
 from tianpay.domain.payment import Payment, PaymentMethod, PaymentStatus
+from tianpay.domain.payout import REJECTED_IN_REVIEW, Payout
 from tianpay.entrypoints.api.deps import ContainerDep
 from tianpay.entrypoints.cashier import security
 from tianpay.entrypoints.gateway_wiring import gateway_settings
@@ -103,9 +104,11 @@ _WITHDRAWAL_CARD_UNAVAILABLE_ZH: Final[Mapping[str, str]] = {
     "payout_not_supported": "暂不支持提现到该银行",
 }
 _WITHDRAWAL_STATUS_ZH: Final[Mapping[str, str]] = {
-    "created": "处理中", "processing": "处理中", "succeeded": "已到账", "failed": "失败（已退回钱包）",
-    "returned": "银行退票（已退回钱包）",
+    "pending_review": "审核中", "created": "处理中", "processing": "处理中", "succeeded": "已到账",
+    "failed": "失败（已退回钱包）", "returned": "银行退票（已退回钱包）",
 }
+# A withdrawal the platform's review refused reads as refused, not as a bank's failure.
+_WITHDRAWAL_REJECTED_ZH: Final = "审核未通过（已退回钱包）"
 _MANDATE_STATUS_ZH: Final[Mapping[str, str]] = {
     "applied": "待确认", "active": "生效中", "failed": "签约失败", "revoked": "已解约", "expired": "已过期",
 }
@@ -646,8 +649,15 @@ def _withdraw_page(
         cards=payouts.withdrawal_cards(container.uow, container.channels, member.id),
         unavailable_reason=lambda code: _WITHDRAWAL_CARD_UNAVAILABLE_ZH.get(code, code),
         withdrawals=payouts.withdrawals_of(container.uow, member.id),
-        status_name=lambda status: _WITHDRAWAL_STATUS_ZH.get(status, status),
+        status_name=_withdrawal_status_zh,
     )
+
+
+def _withdrawal_status_zh(payout: Payout) -> str:
+    if payout.failure_code == REJECTED_IN_REVIEW:
+        return _WITHDRAWAL_REJECTED_ZH
+    status = payout.status.public
+    return _WITHDRAWAL_STATUS_ZH.get(status, status)
 
 
 def _quick_pay_top_up(
