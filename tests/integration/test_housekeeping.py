@@ -197,25 +197,7 @@ def test_two_workers_purging_at_once_share_the_backlog(platform: Container, cloc
     remember(platform, [f"fp-{n}" for n in range(1_200)], timedelta(minutes=5))
     clock.advance(timedelta(minutes=10))
     policy = HousekeepingPolicy(batch_size=100)
-    deleted: list[int] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
-
-    def worker() -> None:
-        start.wait()
-        try:
-            while done := purge_once(platform.uow, clock.now(), policy)["request_replays"]:
-                deleted.append(done)
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert errors == []
-    assert sum(deleted) == 1_200
+    assert purged_by_two_workers(platform, clock, policy, "request_replays") == 1_200
     assert count(platform, request_replays) == 0
 
 
@@ -312,6 +294,12 @@ def test_two_workers_purging_old_idempotency_records_at_once_share_them(
         uow.commit()
     clock.advance(timedelta(days=31))
     policy = HousekeepingPolicy(batch_size=50)
+    assert purged_by_two_workers(platform, clock, policy, "idempotency_records") == 600
+    assert count(platform, idempotency_records) == 0
+
+
+def purged_by_two_workers(platform: Container, clock: SettableClock, policy: HousekeepingPolicy, kind: str) -> int:
+    """Two workers purge ``kind`` at once until nothing is left; returns how many rows they deleted together."""
     deleted: list[int] = []
     errors: list[BaseException] = []
     start = threading.Barrier(2)
@@ -319,7 +307,7 @@ def test_two_workers_purging_old_idempotency_records_at_once_share_them(
     def worker() -> None:
         start.wait()
         try:
-            while done := purge_once(platform.uow, clock.now(), policy)["idempotency_records"]:
+            while done := purge_once(platform.uow, clock.now(), policy)[kind]:
                 deleted.append(done)
         except BaseException as error:
             errors.append(error)
@@ -330,5 +318,4 @@ def test_two_workers_purging_old_idempotency_records_at_once_share_them(
     for thread in threads:
         thread.join(timeout=120)
     assert errors == []
-    assert sum(deleted) == 600
-    assert count(platform, idempotency_records) == 0
+    return sum(deleted)
